@@ -1,0 +1,380 @@
+//! Backing services: each instance is either managed in the cluster or external.
+//!
+//! External connection details are Secret key selectors (never literals), so credentials stay in
+//! Secrets. Managed services are single-node StatefulSets with generated credentials.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, SecretKeySelector, Toleration};
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::RetentionSpec;
+
+/// Settings every managed service shares.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedCommon {
+    /// Overrides `spec.retentionPolicy` for this service's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policy: Option<RetentionSpec>,
+    /// Overrides `spec.affinity` for this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Overrides `spec.tolerations` for this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Object name; defaults to `<name>[-<instance>]-<service>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self) <= 40").message("a managed service name must be a lowercase DNS label of at most 40 characters"))]
+    pub name: Option<String>,
+    /// Namespace of the service. Managed services run in the resource's namespace; a different
+    /// value is reported in status and not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("a managed service's namespace is immutable"))]
+    pub namespace: Option<String>,
+    /// Persistent volume size, e.g. `20Gi`; defaults to the manifest sizing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+([.][0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') && !self.matches('^0+([.]0+)?[A-Za-z]*$')").message("storageSize must be a positive quantity such as 20Gi"))]
+    pub storage_size: Option<String>,
+    /// Metrics exporters for this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetrySpec>,
+}
+
+/// Exporter toggle.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetrySpec {
+    /// Enable the exporter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// Resources of a managed service's containers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedConfig {
+    /// Requests and limits; default from the manifest sizing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// One MySQL instance: `managedMysql` or `externalMysql`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.managedMysql) != has(self.externalMysql)").message("each spec.mysql instance needs exactly one of managedMysql or externalMysql"))]
+pub struct MySqlSpec {
+    /// MySQL 8 run by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_mysql: Option<ManagedMySql>,
+    /// Your MySQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_mysql: Option<ExternalMySql>,
+}
+
+/// Managed MySQL.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedMySql {
+    #[serde(flatten)]
+    pub common: ManagedCommon,
+    /// Replicas: odd and never decreased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(
+        validation = Rule::new("self > 0 && self % 2 == 1").message("managedMysql.replicas must be an odd positive number"),
+        validation = Rule::new("self >= oldSelf").message("managedMysql.replicas cannot be decreased"),
+    )]
+    pub replicas: Option<i32>,
+    /// Container resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ManagedConfig>,
+}
+
+/// External MySQL connection, from Secret keys.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalMySql {
+    /// Host name.
+    pub host: SecretKeySelector,
+    /// Port (default 3306).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<SecretKeySelector>,
+    /// Database name.
+    pub database: SecretKeySelector,
+    /// User name.
+    pub username: SecretKeySelector,
+    /// Password.
+    pub password: SecretKeySelector,
+    /// TLS mode: `true`, `false`, `skip-verify`, `preferred` (or `custom` with sslCa).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SecretKeySelector>,
+    /// CA certificate (PEM), mounted at /etc/ssl/certs/mysql_ca.pem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_ca: Option<SecretKeySelector>,
+    /// Client certificate (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_cert: Option<SecretKeySelector>,
+    /// Client key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_key: Option<SecretKeySelector>,
+}
+
+/// One Redis instance: `managedRedis` or `externalRedis`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.managedRedis) != has(self.externalRedis)").message("each spec.redis instance needs exactly one of managedRedis or externalRedis"))]
+pub struct RedisSpec {
+    /// Redis 7 run by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_redis: Option<ManagedRedis>,
+    /// Your Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_redis: Option<ExternalRedis>,
+}
+
+/// Managed Redis.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedRedis {
+    #[serde(flatten)]
+    pub common: ManagedCommon,
+    /// Container resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ManagedConfig>,
+    /// Sentinel mode (accepted for compatibility; the built-in Redis is a single node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelSpec>,
+}
+
+/// Redis sentinel settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SentinelSpec {
+    /// Enable sentinel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// External Redis connection, from Secret keys.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalRedis {
+    /// Host name (of the sentinel when `sentinelMaster` is set).
+    pub host: SecretKeySelector,
+    /// Port (default 6379, or 26379 with a sentinel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<SecretKeySelector>,
+    /// Password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretKeySelector>,
+    /// `true` to connect with TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SecretKeySelector>,
+    /// CA certificate (PEM), mounted at /etc/ssl/certs/redis_ca.pem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_ca: Option<SecretKeySelector>,
+    /// Sentinel master name; connects through a sentinel when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel_master: Option<String>,
+    /// Extra URL parameters W&B understands, e.g. `ttlInSeconds: "604800"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<BTreeMap<String, String>>,
+}
+
+/// One object store: `managedObjectStore` or `externalObjectStore`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.managedObjectStore) != has(self.externalObjectStore)").message("each spec.objectStore instance needs exactly one of managedObjectStore or externalObjectStore"))]
+pub struct ObjectStoreSpec {
+    /// Disable bucket attribution (`GORILLA_BUCKET_ATTRIBUTION_DISABLED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_attribution_disabled: Option<bool>,
+    /// S3-compatible store run by the operator, with its bucket created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_object_store: Option<ManagedObjectStore>,
+    /// Your bucket: S3, S3-compatible, GCS, Azure Blob or CoreWeave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_object_store: Option<ExternalObjectStore>,
+}
+
+/// Managed object store.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.copies) || self.copies <= (has(self.replicas) ? self.replicas : 1) - 1").message("managedObjectStore.copies must be at most replicas - 1"))]
+pub struct ManagedObjectStore {
+    #[serde(flatten)]
+    pub common: ManagedCommon,
+    /// Volume servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("managedObjectStore.replicas must be at least 1"))]
+    pub replicas: Option<i32>,
+    /// Extra copies of each object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("managedObjectStore.copies must not be negative"))]
+    pub copies: Option<i32>,
+    /// Container resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ManagedConfig>,
+}
+
+/// External object store connection, from Secret keys.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalObjectStore {
+    /// `s3` (default), `gcs`, `azure` or `coreweave`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<SecretKeySelector>,
+    /// Custom endpoint host (S3-compatible stores); empty for AWS S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<SecretKeySelector>,
+    /// Endpoint port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<SecretKeySelector>,
+    /// Access key (or the Azure storage account). Leave both keys unset for workload identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<SecretKeySelector>,
+    /// Secret key (or the Azure account key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<SecretKeySelector>,
+    /// Bucket (or Azure container).
+    pub bucket: SecretKeySelector,
+    /// Key prefix inside the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<SecretKeySelector>,
+    /// Region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<SecretKeySelector>,
+    /// KMS key for server-side encryption (S3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<SecretKeySelector>,
+    /// `true` for https to a custom endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_enabled: Option<SecretKeySelector>,
+    /// `true` for path-style addressing (default true for custom endpoints other than CoreWeave).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_path_style: Option<SecretKeySelector>,
+}
+
+/// One ClickHouse instance: `managedClickhouse` or `externalClickhouse`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.managedClickhouse) != has(self.externalClickhouse)").message("each spec.clickhouse instance needs exactly one of managedClickhouse or externalClickhouse"))]
+pub struct ClickHouseSpec {
+    /// Single-node ClickHouse run by the operator, with generated credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_clickhouse: Option<ManagedClickHouse>,
+    /// Your ClickHouse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_clickhouse: Option<ExternalClickHouse>,
+}
+
+/// Managed ClickHouse.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedClickHouse {
+    #[serde(flatten)]
+    pub common: ManagedCommon,
+    /// Replicas (accepted for compatibility; the built-in ClickHouse is a single node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("managedClickhouse.replicas must be at least 1"))]
+    pub replicas: Option<i32>,
+    /// Container resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ManagedConfig>,
+    /// Keeper settings (accepted for compatibility).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keeper: Option<KeeperSpec>,
+}
+
+/// ClickHouse Keeper.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeeperSpec {
+    /// Replicas; odd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0 && self % 2 == 1").message("managedClickhouse.keeper.replicas must be an odd positive number"))]
+    pub replicas: Option<i32>,
+    /// Volume size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_size: Option<String>,
+}
+
+/// External ClickHouse connection, from Secret keys.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalClickHouse {
+    /// Host name.
+    pub host: SecretKeySelector,
+    /// Native protocol port (default 9000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_port: Option<SecretKeySelector>,
+    /// HTTP port (default 8123).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<SecretKeySelector>,
+    /// Database (default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<SecretKeySelector>,
+    /// User name.
+    pub username: SecretKeySelector,
+    /// Password.
+    pub password: SecretKeySelector,
+    /// `true` for a replicated cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicated: Option<SecretKeySelector>,
+    /// Cluster name for replicated tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<SecretKeySelector>,
+}
+
+/// Kafka: `managedKafka` or `externalKafka` (at most one; none means managed).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.managedKafka) && has(self.externalKafka))").message("spec.kafka takes managedKafka or externalKafka, not both"))]
+pub struct KafkaSpec {
+    /// Single-node Kafka in KRaft mode run by the operator, with the manifest's topics created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_kafka: Option<ManagedKafka>,
+    /// Your Kafka.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_kafka: Option<ExternalKafka>,
+}
+
+/// Managed Kafka.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedKafka {
+    #[serde(flatten)]
+    pub common: ManagedCommon,
+    /// Brokers (accepted for compatibility; the built-in Kafka is a single node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("managedKafka.replicas must be at least 1"))]
+    pub replicas: Option<i32>,
+    /// Container resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ManagedConfig>,
+}
+
+/// External Kafka connection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalKafka {
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: SecretKeySelector,
+    /// `true` to connect with TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SecretKeySelector>,
+    /// CA certificate (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_ca: Option<SecretKeySelector>,
+    /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self in ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']").message("externalKafka.saslMechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))]
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<SecretKeySelector>,
+    /// SASL password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretKeySelector>,
+}

@@ -1,0 +1,32 @@
+//! The `WeightsAndBiases` custom resource (`apps.wandb.com/v2`).
+//!
+//! Field names and meanings follow the official W&B operator's v2 API so existing CRs apply
+//! unchanged. Validation lives in the schema (OpenAPI + CEL rules with messages), so a cluster
+//! without admission webhooks still rejects bad input. This crate has no client code.
+
+mod conditions;
+mod global;
+mod infra;
+mod networking;
+mod spec;
+mod status;
+mod wandb;
+
+pub use conditions::{ConditionType, Reason, set_condition};
+pub use global::{GlobalSpec, ProxySpec, ProxyValue, ProxyValueFrom};
+pub use infra::*;
+pub use networking::*;
+pub use spec::{RetentionPolicy, RetentionSpec, Size, WeightsAndBiases, WeightsAndBiasesSpec};
+pub use status::*;
+pub use wandb::*;
+
+use kube::CustomResourceExt;
+
+/// Re-exported so callers name one selector type.
+pub use k8s_openapi::api::core::v1::SecretKeySelector;
+
+/// The CRD as YAML, exactly as `wandb-operator crd` prints it and the Helm chart ships it.
+pub fn crd_yaml() -> String {
+    let crd = WeightsAndBiases::crd();
+    serde_saphyr::to_string(&crd).expect("the CRD serializes to YAML")
+}

@@ -1,0 +1,245 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Probe, SecretKeySelector};
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// The W&B application.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.license) && has(self.licenseSecret))").message("spec.wandb takes license or licenseSecret, not both"))]
+pub struct WandbAppSpec {
+    /// Public URL including the scheme, e.g. `https://wandb.example.com`.
+    #[x_kube(validation = Rule::new("self.matches('^https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?/?$')").message("spec.wandb.hostname must be a URL such as https://wandb.example.com (scheme and host, optional port, no path)"))]
+    pub hostname: String,
+
+    /// Extra public hostnames (Ingress rules and TLS hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.all(h, h.matches('^[A-Za-z0-9*]([-A-Za-z0-9.]*[A-Za-z0-9])?$'))").message("spec.wandb.additionalHostnames entries are host names without a scheme, e.g. wandb.internal.example.com"))]
+    pub additional_hostnames: Option<Vec<String>>,
+
+    /// The W&B Server version; selects the server manifest. Must be pinned: not empty, not `latest`.
+    #[x_kube(
+        validation = Rule::new("self != 'latest'").message("spec.wandb.version must be pinned to a release such as \"0.84.0\", not \"latest\""),
+        validation = Rule::new("self.matches('^[A-Za-z0-9][A-Za-z0-9._+-]*$') && size(self) <= 128").message("spec.wandb.version must be a release such as \"0.84.0\" (no spaces, not empty)"),
+    )]
+    pub version: String,
+
+    /// Where server manifests are read: `oci://registry/repo`, `file:///dir` or `builtin://`.
+    /// Defaults to W&B's public registry (or `global.imageRegistry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('oci://') || self.startsWith('file://') || self.startsWith('builtin://') || !self.contains('://')").message("spec.wandb.manifestRepository must start with oci://, file:// or builtin:// (http(s) is not supported)"))]
+    pub manifest_repository: Option<String>,
+
+    /// W&B license as a literal. Prefer `licenseSecret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+
+    /// Secret key holding the W&B license.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_secret: Option<SecretKeySelector>,
+
+    /// Feature flags; override the server manifest's `features` (gate apps and Kafka topics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<BTreeMap<String, bool>>,
+
+    /// Serve bucket traffic through W&B (`BUCKET_PROXY`). Forced on for a managed default object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_proxy: Option<bool>,
+
+    /// Service-to-service auth with Kubernetes service-account tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_service_auth: Option<InternalServiceAuthSpec>,
+
+    /// The workload ServiceAccount shared by app pods and migration Jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccountSpec>,
+
+    /// Probe settings that fill in what the manifest's probes leave unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<ProbesSpec>,
+
+    /// Single sign-on (OIDC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcSpec>,
+
+    /// Email and Slack notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsSpec>,
+
+    /// Security switches surfaced to W&B as GORILLA_* settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecuritySpec>,
+
+    /// Per-application overrides keyed by manifest application name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applications: Option<BTreeMap<String, ApplicationOverride>>,
+}
+
+/// Internal service auth.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InternalServiceAuthSpec {
+    /// Defaults to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Token issuer; defaults to `https://kubernetes.default.svc.cluster.local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_issuer: Option<String>,
+}
+
+/// Workload ServiceAccount.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountSpec {
+    /// Create the ServiceAccount, Role and RoleBinding (default true). When false it must exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<bool>,
+    /// Name; defaults to `<name>-app`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$') && size(self) <= 253").message("spec.wandb.serviceAccount.serviceAccountName must be a DNS subdomain name"))]
+    pub service_account_name: Option<String>,
+    /// Annotations, e.g. for IRSA or Workload Identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// Probe defaults.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbesSpec {
+    /// Startup probe fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<Probe>,
+    /// Liveness probe fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    /// Readiness probe fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+}
+
+/// OIDC single sign-on.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcSpec {
+    /// Client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<SecretKeySelector>,
+    /// Client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretKeySelector>,
+    /// Issuer URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_url: Option<SecretKeySelector>,
+    /// Auth method (e.g. `implicit`, `pkce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<SecretKeySelector>,
+    /// Session length, e.g. `720h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$')").message("spec.wandb.oidc.sessionLength must be a duration such as 720h"))]
+    pub session_length: Option<String>,
+}
+
+/// Notifications.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsSpec {
+    /// Email, through a sink URL or SMTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailSpec>,
+    /// Slack app credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackSpec>,
+}
+
+/// Email notifications: exactly one of `sink` or `smtp`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.sink) != has(self.smtp)").message("spec.wandb.notifications.email needs exactly one of sink or smtp"))]
+pub struct EmailSpec {
+    /// Secret key holding an email sink URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<SecretKeySelector>,
+    /// SMTP server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpSpec>,
+}
+
+/// SMTP server; the operator builds `smtp://user:pass@host:port` into Secret `<name>-email-sink`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SmtpSpec {
+    /// Host.
+    pub host: SecretKeySelector,
+    /// Port.
+    pub port: SecretKeySelector,
+    /// User name.
+    pub username: SecretKeySelector,
+    /// Password.
+    pub password: SecretKeySelector,
+}
+
+/// Slack app credentials.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlackSpec {
+    /// Client id.
+    pub client_id: SecretKeySelector,
+    /// Client secret.
+    pub client_secret: SecretKeySelector,
+}
+
+/// Security switches.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecuritySpec {
+    /// Let users create teams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_user_team_creation: Option<bool>,
+    /// Disable code saving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_code_saving: Option<bool>,
+    /// Allow anonymous public projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous_public_projects: Option<bool>,
+    /// Disable SSO user provisioning.
+    #[serde(
+        default,
+        rename = "disableSSOProvisioning",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_sso_provisioning: Option<bool>,
+    /// Allow admin access with API keys (insecure).
+    #[serde(
+        default,
+        rename = "insecureAllowAPIKeyAdminAccess",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub insecure_allow_api_key_admin_access: Option<bool>,
+    /// Hide the upgrade banner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hide_upgrade_banner: Option<bool>,
+}
+
+/// Overrides for one manifest application.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationOverride {
+    /// Horizontal autoscaling bounds (creates or replaces the app's HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingOverride>,
+}
+
+/// HPA bounds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
+pub struct AutoscalingOverride {
+    /// Minimum replicas (>= 1).
+    #[x_kube(validation = Rule::new("self >= 1").message("autoscaling.minReplicas must be at least 1"))]
+    pub min_replicas: i32,
+    /// Maximum replicas (>= 1).
+    #[x_kube(validation = Rule::new("self >= 1").message("autoscaling.maxReplicas must be at least 1"))]
+    pub max_replicas: i32,
+}
