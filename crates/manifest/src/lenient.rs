@@ -4,7 +4,8 @@
 //!
 //! * `key:` with nothing after it is YAML `null`. The official manifests write `args:` or
 //!   `commonEnvs:` this way to mean "empty", so every collection field treats `null` as empty
-//!   ([`nullable`]).
+//!   ([`nullable`]), and so does every map value ([`nullable_values`]: `small:` with nothing
+//!   under it is an empty sizing entry).
 //! * Scalars are typed by YAML, not by the field: `cpu: 2` is an integer, `memory: 2Gi` a string,
 //!   `value: true` a boolean. Fields that are strings in Kubernetes (quantities, env values, image
 //!   tags) accept any scalar and keep its text ([`string`], [`opt_string`], [`string_map`]).
@@ -25,6 +26,21 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Deserializes a map whose values may be `null` (`small:` with nothing under it): `null` values
+/// become `V::default()`, and a `null` map is empty.
+pub fn nullable_values<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de> + Default,
+{
+    let map: Option<BTreeMap<String, Option<V>>> = Option::deserialize(deserializer)?;
+    Ok(map
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
 }
 
 /// A scalar of any YAML type, kept as the text it denotes (`2` -> `"2"`, `true` -> `"true"`).

@@ -11,7 +11,8 @@
 //! replaces the earlier one, like any list.
 //!
 //! Each file is also deserialized on its own into the typed model, so that a type error names the
-//! file, line and column; the model makes every field optional so fragments type-check.
+//! file, line and column (serde-saphyr) and the YAML path of the field (`serde_path_to_error`);
+//! the model makes every field optional so fragments type-check.
 
 use serde_json::{Map, Value};
 
@@ -42,9 +43,7 @@ impl ServerManifest {
                 serde_saphyr::from_str_multiple_with_options(text, yaml_options())
                     .map_err(|e| parse_error(file, &e))?;
             // Type-check alone for precise positions; the result itself is not used.
-            let _: Vec<ServerManifest> =
-                serde_saphyr::from_str_multiple_with_options(text, yaml_options())
-                    .map_err(|e| parse_error(file, &e))?;
+            check_types(file, text, trees.len())?;
             for tree in trees {
                 if tree.is_null() {
                     continue;
@@ -67,9 +66,9 @@ impl ServerManifest {
             }
         }
         let merged = merged.ok_or(ManifestError::Empty)?;
-        serde_json::from_value(merged).map_err(|e| ManifestError::Merged {
+        serde_path_to_error::deserialize(merged).map_err(|e| ManifestError::Merged {
             files: used.join(", "),
-            message: e.to_string(),
+            message: format!("{}: {}", e.path(), e.inner()),
         })
     }
 
@@ -98,6 +97,37 @@ fn merge_maps(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
             }
         }
     }
+}
+
+/// Deserializes `text` into the model to report a type error with file, line, column and, for
+/// single-document files, the YAML path of the field (serde-saphyr under `serde_path_to_error`,
+/// so position and path come from the same traversal).
+fn check_types(file: &str, text: &str, documents: usize) -> Result<(), ManifestError> {
+    if documents > 1 {
+        return serde_saphyr::from_str_multiple_with_options::<ServerManifest, Vec<_>>(
+            text,
+            yaml_options(),
+        )
+        .map(drop)
+        .map_err(|e| parse_error(file, &e));
+    }
+    let mut path = None;
+    let result =
+        serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
+            serde_path_to_error::deserialize::<_, ServerManifest>(de)
+                .map(drop)
+                .map_err(|e| {
+                    path = Some(e.path().to_string());
+                    e.into_inner()
+                })
+        });
+    result.map_err(|e| {
+        let mut err = parse_error(file, &e);
+        if let (ManifestError::Parse { message, .. }, Some(path)) = (&mut err, path) {
+            *message = format!("{path}: {message}");
+        }
+        err
+    })
 }
 
 fn parse_error(file: &str, err: &serde_saphyr::Error) -> ManifestError {

@@ -55,7 +55,7 @@ pub struct Application {
     #[serde(deserialize_with = "lenient::nullable")]
     pub volume_mounts: Vec<VolumeMount>,
     /// Sizing by size key; resolve with [`Application::sizing_for`].
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub sizing: BTreeMap<String, Sizing>,
     /// Public paths routed to this app.
     pub ingress: Option<Ingress>,

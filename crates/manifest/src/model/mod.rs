@@ -43,41 +43,41 @@ pub struct ServerManifest {
     #[serde(deserialize_with = "lenient::opt_string")]
     pub manifest_version: Option<String>,
     /// Feature flags gating applications and Kafka topics; the CR may override them.
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub features: BTreeMap<String, bool>,
     /// Random secrets the operator creates once and never rotates.
     #[serde(deserialize_with = "lenient::nullable")]
     pub generated_secrets: Vec<GeneratedSecret>,
     /// Named, reusable env groups referenced by `commonEnvs`.
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub common_envvars: BTreeMap<String, Vec<EnvVar>>,
     /// Named, reusable volume-mount groups referenced by `commonVolumeMounts`.
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub common_volume_mounts: BTreeMap<String, Vec<VolumeMount>>,
     /// Object store instances (key = CR instance name, `default` is the fallback).
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub bucket: BTreeMap<String, InfraConfig>,
     /// ClickHouse instances.
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub clickhouse: BTreeMap<String, InfraConfig>,
     /// ClickHouse Keeper instances.
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub clickhouse_keeper: BTreeMap<String, InfraConfig>,
     /// MySQL instances; besides `default`, logical databases (`metadata`, `runs`, `usage`) that a
     /// CR may split into separate instances.
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub mysql: BTreeMap<String, InfraConfig>,
     /// Redis instances.
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub redis: BTreeMap<String, InfraConfig>,
     /// Kafka (single cluster): sizing, images and topics to create.
     #[serde(deserialize_with = "lenient::nullable")]
     pub kafka: Kafka,
     /// The W&B applications, by name (one Deployment each).
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub applications: BTreeMap<String, Application>,
     /// Jobs run once per version before applications roll out, by name.
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub migrations: BTreeMap<String, MigrationJob>,
 }
 
@@ -122,12 +122,12 @@ fn secret_length<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error
 #[serde(default, rename_all = "camelCase")]
 pub struct InfraConfig {
     /// Sizing by size key (`default`, `dev`, `small`, ... `2xlarge`).
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub sizing: BTreeMap<String, Sizing>,
     /// Route to the service through the public endpoint (e.g. `/bucket` for a managed store).
     pub ingress: Option<Ingress>,
     /// Images by role (`mysql`, `exporter`, `standalone`, `seaweedfs`, ...).
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub images: BTreeMap<String, ImageRef>,
 }
 
@@ -135,11 +135,11 @@ pub struct InfraConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Kafka {
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub sizing: BTreeMap<String, Sizing>,
     #[serde(deserialize_with = "lenient::nullable")]
     pub topics: Vec<KafkaTopic>,
-    #[serde(deserialize_with = "lenient::nullable")]
+    #[serde(deserialize_with = "lenient::nullable_values")]
     pub images: BTreeMap<String, ImageRef>,
 }
 
