@@ -11,6 +11,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
 use crate::error::ManifestError;
 use crate::model::{
     Application, Container, EnvSourceType, EnvVar, ImageRef, Probe, ServerManifest, Sizing,
@@ -175,7 +177,8 @@ impl Checker<'_> {
                 self.err(&ipath, "the app has an ingress but no service to route to");
             } else if app.ingress_port().is_none() {
                 let wanted = match &ingress.service_port {
-                    Some(p) => format!("{p:?}"),
+                    Some(IntOrString::Int(n)) => n.to_string(),
+                    Some(IntOrString::String(s)) => format!("{s:?}"),
                     None => "(first port)".to_owned(),
                 };
                 self.err(
@@ -342,12 +345,7 @@ impl Checker<'_> {
         }
     }
 
-    fn service_source(
-        &mut self,
-        path: &str,
-        app: &str,
-        port: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
-    ) {
+    fn service_source(&mut self, path: &str, app: &str, port: Option<&IntOrString>) {
         match self.m.applications.get(app) {
             None if app.is_empty() => self.err(format!("{path}.name"), "a service source needs the app name"),
             None => self.warn(

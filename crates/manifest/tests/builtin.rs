@@ -187,3 +187,64 @@ fn ingress_reaches_the_app_and_the_console() {
     assert_eq!(routes["/console"], ("console".to_string(), 8082));
     assert_eq!(routes.len(), 2);
 }
+
+/// A readable summary of what the built-in manifest deploys; changes show up in review.
+#[test]
+fn builtin_summary_snapshot() {
+    use std::fmt::Write;
+    let m = builtin::manifest("0.79.0").unwrap();
+    let mut out = String::new();
+    for (name, app) in &m.applications {
+        let image = app
+            .image
+            .as_ref()
+            .unwrap()
+            .reference(Some("mirror.example"));
+        writeln!(out, "{name}: {image}").unwrap();
+        let ports = &app.service.as_ref().unwrap().ports;
+        let ports: Vec<String> = ports
+            .iter()
+            .map(|p| format!("{}={}", p.name.as_deref().unwrap_or("-"), p.port))
+            .collect();
+        writeln!(out, "  service: {}", ports.join(" ")).unwrap();
+        let small = app.sizing_for("small", true);
+        let r = small.resources.clone().unwrap();
+        let hpa = small.hpa().map(|h| {
+            format!(
+                " hpa {}-{}",
+                h.min_replicas.unwrap(),
+                h.max_replicas.unwrap()
+            )
+        });
+        writeln!(
+            out,
+            "  small: requests {:?} limits {:?}{}",
+            r.requests,
+            r.limits,
+            hpa.unwrap_or_default()
+        )
+        .unwrap();
+        for var in m.app_env(name).unwrap() {
+            let how = if let Some(v) = &var.value {
+                format!("= {v}")
+            } else if var.value_from.is_some() {
+                "<- valueFrom".to_owned()
+            } else {
+                let kinds: Vec<String> = var
+                    .sources
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{}:{}",
+                            s.kind,
+                            s.field.as_deref().or(s.name.as_deref()).unwrap_or("")
+                        )
+                    })
+                    .collect();
+                format!("<- {}", kinds.join(" + "))
+            };
+            writeln!(out, "  env {} {how}", var.name).unwrap();
+        }
+    }
+    insta::assert_snapshot!(out);
+}

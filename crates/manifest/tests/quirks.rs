@@ -229,7 +229,7 @@ migrations:
     );
     // `web` has neither containers nor an image, so its app-level image is required.
     let text = err.to_string();
-    assert!(text.contains("error: applications.api.ingress.servicePort: String(\"grpc\") names no port of the app's service (ports: http/8080)"), "{text}");
+    assert!(text.contains("error: applications.api.ingress.servicePort: \"grpc\" names no port of the app's service (ports: http/8080)"), "{text}");
     assert!(
         text.contains("group \"missing\" is not defined in commonEnvvars"),
         "{text}"

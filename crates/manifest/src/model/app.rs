@@ -192,7 +192,7 @@ fn token_expiration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Er
 pub struct ServiceAccountToken {
     #[serde(deserialize_with = "lenient::string")]
     pub audience: String,
-    /// Default 3607 s (the Kubernetes minimum of 600 s plus the kubelet's refresh margin).
+    /// Default 3607 s, as in the official operator.
     #[serde(deserialize_with = "token_expiration")]
     pub expiration_seconds: i64,
 }
