@@ -7,8 +7,8 @@
 #   scripts/build-k8s-bins.sh --print-dir COMPONENT     # the folder holding that component's binaries
 #
 # `all` = etcd, kwok (kwok + kwokctl), helm, k8s (kube-apiserver, kube-controller-manager,
-# kube-scheduler). `kubectl` (same k8s version) is built only when asked for: scripts/cluster.sh asks
-# for it when the machine has no kubectl. Progress goes to stderr. Concurrent runs wait for each other
+# kube-scheduler), kubectl (same version as the server: no version skew, no dependence on the
+# machine's kubectl). Progress goes to stderr. Concurrent runs wait for each other
 # (a lock in the cache), so parallel `cluster.sh up` calls never build the same thing twice.
 set -euo pipefail
 
@@ -176,7 +176,7 @@ if [ "${avail_kb:-0}" -lt $((8 * 1024 * 1024)) ]; then
 fi
 for what in "$@"; do
   case "$what" in
-    all) build_etcd; build_kwok; build_helm; build_k8s ;;
+    all) build_etcd; build_kwok; build_helm; build_k8s; build_kubectl ;;
     k8s) build_k8s ;; etcd) build_etcd ;; kwok) build_kwok ;; helm) build_helm ;; kubectl) build_kubectl ;;
     *) log "unknown component: $what"; exit 2 ;;
   esac
