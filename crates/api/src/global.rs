@@ -9,6 +9,7 @@ pub struct GlobalSpec {
     /// Registry mirror. Every image becomes `<imageRegistry>/<original registry>/<repository>`,
     /// the layout `wsm registry mirror` produces; also the default manifest repository host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     #[x_kube(validation = Rule::new("!self.contains('://') && !self.endsWith('/') && self != ''").message("spec.global.imageRegistry is a registry host and optional path, without a scheme or trailing slash, e.g. registry.example.com/mirror"))]
     pub image_registry: Option<String>,
 
@@ -17,8 +18,13 @@ pub struct GlobalSpec {
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
 
     /// PEM certificates trusted by every W&B workload (mounted and exported as SSL_CERT_DIR etc.).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.all(c, c.contains('-----BEGIN CERTIFICATE-----'))").message("spec.global.customCACerts entries must be PEM certificates (-----BEGIN CERTIFICATE-----)"))]
+    #[serde(
+        default,
+        rename = "customCACerts",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(length(max = 32), inner(length(max = 65536)))]
+    #[x_kube(validation = Rule::new("self.all(c, c.contains('-----BEGIN CERTIFICATE-----') && c.contains('-----END CERTIFICATE-----'))").message("spec.global.customCACerts entries must be PEM certificates (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"))]
     pub custom_ca_certs: Option<Vec<String>>,
 
     /// An existing ConfigMap whose `*.crt` keys are trusted by every W&B workload.
@@ -42,6 +48,7 @@ pub struct ProxySpec {
     pub https_proxy: Option<ProxyValue>,
     /// Extra NO_PROXY entries, appended after the cluster-internal ones the operator computes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128), inner(length(max = 253)))]
     #[x_kube(validation = Rule::new("self.all(e, e != '' && !e.contains(','))").message("spec.global.proxy.noProxy entries must be non-empty and contain no comma"))]
     pub no_proxy: Option<Vec<String>>,
 }
@@ -49,10 +56,14 @@ pub struct ProxySpec {
 /// A literal proxy URL (without credentials) or a reference to a Secret key holding one.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.value) != has(self.valueFrom)").message("a proxy setting needs exactly one of value or valueFrom"))]
+#[x_kube(
+    validation = Rule::new("has(self.value) || has(self.valueFrom)").message("a proxy setting needs value or valueFrom"),
+    validation = Rule::new("!(has(self.value) && has(self.valueFrom))").message("a proxy setting takes value or valueFrom, not both"),
+)]
 pub struct ProxyValue {
     /// `http(s)://host[:port]`; userinfo is refused: put credentials in a Secret and use valueFrom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     #[x_kube(
         validation = Rule::new("self.matches('^https?://[^\\\\s/]+/?$')").message("a proxy value must be an http:// or https:// URL with no path"),
         validation = Rule::new("!self.contains('@')").message("a proxy value must not contain credentials; use valueFrom.secretKeyRef"),

@@ -26,15 +26,18 @@ pub struct ManagedCommon {
     pub tolerations: Option<Vec<Toleration>>,
     /// Object name; defaults to `<name>[-<instance>]-<service>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self) <= 40").message("a managed service name must be a lowercase DNS label of at most 40 characters"))]
+    #[schemars(length(max = 40))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("a managed service name must be a lowercase DNS label of at most 40 characters"))]
     pub name: Option<String>,
     /// Namespace of the service. Managed services run in the resource's namespace; a different
     /// value is reported in status and not applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("a managed service's namespace is immutable"))]
     pub namespace: Option<String>,
     /// Persistent volume size, e.g. `20Gi`; defaults to the manifest sizing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("self.matches('^[0-9]+([.][0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') && !self.matches('^0+([.]0+)?[A-Za-z]*$')").message("storageSize must be a positive quantity such as 20Gi"))]
     pub storage_size: Option<String>,
     /// Metrics exporters for this service.
@@ -63,7 +66,16 @@ pub struct ManagedConfig {
 /// One MySQL instance: `managedMysql` or `externalMysql`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.managedMysql) != has(self.externalMysql)").message("each spec.mysql instance needs exactly one of managedMysql or externalMysql"))]
+#[x_kube(
+    validation = Rule::new("has(self.managedMysql) || has(self.externalMysql)").message("each spec.mysql instance needs managedMysql or externalMysql"),
+    validation = Rule::new("!(has(self.managedMysql) && has(self.externalMysql))").message("each spec.mysql instance takes managedMysql or externalMysql, not both"),
+)]
+// Unknown fields are kept (not pruned, no strict-decoding error) at this one level, so that the
+// pre-release un-keyed shape (`mysql: {managedMysql: {replicas: 1}}`) reaches the map's CEL rule,
+// whose message shows the instance-keyed form; kubectl's default strict validation would otherwise
+// stop at "unknown field spec.mysql.managedMysql.replicas". Nested objects are still pruned and
+// strictly checked. The cost: a misspelt field directly under an instance is stored, not refused.
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct MySqlSpec {
     /// MySQL 8 run by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +135,12 @@ pub struct ExternalMySql {
 /// One Redis instance: `managedRedis` or `externalRedis`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.managedRedis) != has(self.externalRedis)").message("each spec.redis instance needs exactly one of managedRedis or externalRedis"))]
+#[x_kube(
+    validation = Rule::new("has(self.managedRedis) || has(self.externalRedis)").message("each spec.redis instance needs managedRedis or externalRedis"),
+    validation = Rule::new("!(has(self.managedRedis) && has(self.externalRedis))").message("each spec.redis instance takes managedRedis or externalRedis, not both"),
+)]
+// Unknown fields are kept at this level, as for `MySqlSpec`.
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct RedisSpec {
     /// Redis 7 run by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +153,7 @@ pub struct RedisSpec {
 /// Managed Redis.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(oldSelf.storageSize) || (has(self.storageSize) && self.storageSize == oldSelf.storageSize)").message("managedRedis.storageSize cannot be changed once set"))]
 pub struct ManagedRedis {
     #[serde(flatten)]
     pub common: ManagedCommon,
@@ -185,7 +203,12 @@ pub struct ExternalRedis {
 /// One object store: `managedObjectStore` or `externalObjectStore`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.managedObjectStore) != has(self.externalObjectStore)").message("each spec.objectStore instance needs exactly one of managedObjectStore or externalObjectStore"))]
+#[x_kube(
+    validation = Rule::new("has(self.managedObjectStore) || has(self.externalObjectStore)").message("each spec.objectStore instance needs managedObjectStore or externalObjectStore"),
+    validation = Rule::new("!(has(self.managedObjectStore) && has(self.externalObjectStore))").message("each spec.objectStore instance takes managedObjectStore or externalObjectStore, not both"),
+)]
+// Unknown fields are kept at this level, as for `MySqlSpec`.
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ObjectStoreSpec {
     /// Disable bucket attribution (`GORILLA_BUCKET_ATTRIBUTION_DISABLED`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +282,12 @@ pub struct ExternalObjectStore {
 /// One ClickHouse instance: `managedClickhouse` or `externalClickhouse`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.managedClickhouse) != has(self.externalClickhouse)").message("each spec.clickhouse instance needs exactly one of managedClickhouse or externalClickhouse"))]
+#[x_kube(
+    validation = Rule::new("has(self.managedClickhouse) || has(self.externalClickhouse)").message("each spec.clickhouse instance needs managedClickhouse or externalClickhouse"),
+    validation = Rule::new("!(has(self.managedClickhouse) && has(self.externalClickhouse))").message("each spec.clickhouse instance takes managedClickhouse or externalClickhouse, not both"),
+)]
+// Unknown fields are kept at this level, as for `MySqlSpec`.
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ClickHouseSpec {
     /// Single-node ClickHouse run by the operator, with generated credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,8 +323,10 @@ pub struct KeeperSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self > 0 && self % 2 == 1").message("managedClickhouse.keeper.replicas must be an odd positive number"))]
     pub replicas: Option<i32>,
-    /// Volume size.
+    /// Volume size, e.g. `10Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+([.][0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') && !self.matches('^0+([.]0+)?[A-Za-z]*$')").message("managedClickhouse.keeper.storageSize must be a positive quantity such as 10Gi"))]
     pub storage_size: Option<String>,
 }
 
@@ -369,6 +399,7 @@ pub struct ExternalKafka {
     pub ssl_ca: Option<SecretKeySelector>,
     /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self in ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']").message("externalKafka.saslMechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))]
     pub sasl_mechanism: Option<String>,
     /// SASL user name.

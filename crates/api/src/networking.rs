@@ -55,7 +55,8 @@ pub struct IngressSpec {
     pub ingress_class_name: Option<String>,
     /// Ingress name; defaults to the resource name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$') && size(self) <= 253").message("spec.networking.ingress.name must be a DNS subdomain name"))]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("spec.networking.ingress.name must be a DNS subdomain name"))]
     pub name: Option<String>,
 }
 
@@ -90,6 +91,7 @@ pub struct GatewaySpec {
     pub gateway_class_name: Option<String>,
     /// Listeners of the managed Gateway; empty derives one from spec.wandb.hostname.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub listeners: Option<Vec<GatewayListener>>,
     /// Annotations for the managed Gateway's infrastructure.
     #[serde(default, skip_serializing_if = "Option::is_none")]

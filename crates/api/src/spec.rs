@@ -59,37 +59,41 @@ pub struct WeightsAndBiasesSpec {
     /// MySQL instances keyed by instance name (`default` is required when any is given).
     /// Manifest env sources naming another instance (for example `runs`) fall back to `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16))]
     #[x_kube(
         validation = Rule::new("self.all(k, k != 'managedMysql' && k != 'externalMysql')").message("spec.mysql is keyed by instance name; write `mysql: {default: {managedMysql: {...}}}` or `mysql: {default: {externalMysql: {...}}}`"),
-        validation = Rule::new("size(self) == 0 || 'default' in self").message("spec.mysql must have a `default` instance"),
-        validation = Rule::new("self.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 20)").message("spec.mysql instance names must be lowercase DNS labels of at most 20 characters"),
+        validation = Rule::new("size(self) == 0 || 'default' in self || 'managedMysql' in self || 'externalMysql' in self").message("spec.mysql must have a `default` instance"),
+        validation = Rule::new("self.all(k, k == 'managedMysql' || k == 'externalMysql' || (size(k) <= 20 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')))").message("spec.mysql instance names must be lowercase DNS labels of at most 20 characters"),
     )]
     pub mysql: Option<BTreeMap<String, MySqlSpec>>,
 
     /// Redis instances keyed by instance name (`default` is required when any is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16))]
     #[x_kube(
         validation = Rule::new("self.all(k, k != 'managedRedis' && k != 'externalRedis')").message("spec.redis is keyed by instance name; write `redis: {default: {managedRedis: {...}}}` or `redis: {default: {externalRedis: {...}}}`"),
-        validation = Rule::new("size(self) == 0 || 'default' in self").message("spec.redis must have a `default` instance"),
-        validation = Rule::new("self.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 20)").message("spec.redis instance names must be lowercase DNS labels of at most 20 characters"),
+        validation = Rule::new("size(self) == 0 || 'default' in self || 'managedRedis' in self || 'externalRedis' in self").message("spec.redis must have a `default` instance"),
+        validation = Rule::new("self.all(k, k == 'managedRedis' || k == 'externalRedis' || (size(k) <= 20 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')))").message("spec.redis instance names must be lowercase DNS labels of at most 20 characters"),
     )]
     pub redis: Option<BTreeMap<String, RedisSpec>>,
 
     /// Object stores keyed by instance name (`default` is required when any is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16))]
     #[x_kube(
         validation = Rule::new("self.all(k, k != 'managedObjectStore' && k != 'externalObjectStore')").message("spec.objectStore is keyed by instance name; write `objectStore: {default: {managedObjectStore: {...}}}` or `objectStore: {default: {externalObjectStore: {...}}}`"),
-        validation = Rule::new("size(self) == 0 || 'default' in self").message("spec.objectStore must have a `default` instance"),
-        validation = Rule::new("self.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 20)").message("spec.objectStore instance names must be lowercase DNS labels of at most 20 characters"),
+        validation = Rule::new("size(self) == 0 || 'default' in self || 'managedObjectStore' in self || 'externalObjectStore' in self").message("spec.objectStore must have a `default` instance"),
+        validation = Rule::new("self.all(k, k == 'managedObjectStore' || k == 'externalObjectStore' || (size(k) <= 20 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')))").message("spec.objectStore instance names must be lowercase DNS labels of at most 20 characters"),
     )]
     pub object_store: Option<BTreeMap<String, ObjectStoreSpec>>,
 
     /// ClickHouse instances keyed by instance name (`default` is required when any is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16))]
     #[x_kube(
         validation = Rule::new("self.all(k, k != 'managedClickhouse' && k != 'externalClickhouse')").message("spec.clickhouse is keyed by instance name; write `clickhouse: {default: {managedClickhouse: {...}}}` or `clickhouse: {default: {externalClickhouse: {...}}}`"),
-        validation = Rule::new("size(self) == 0 || 'default' in self").message("spec.clickhouse must have a `default` instance"),
-        validation = Rule::new("self.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 20)").message("spec.clickhouse instance names must be lowercase DNS labels of at most 20 characters"),
+        validation = Rule::new("size(self) == 0 || 'default' in self || 'managedClickhouse' in self || 'externalClickhouse' in self").message("spec.clickhouse must have a `default` instance"),
+        validation = Rule::new("self.all(k, k == 'managedClickhouse' || k == 'externalClickhouse' || (size(k) <= 20 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')))").message("spec.clickhouse instance names must be lowercase DNS labels of at most 20 characters"),
     )]
     pub clickhouse: Option<BTreeMap<String, ClickHouseSpec>>,
 

@@ -10,24 +10,29 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("!(has(self.license) && has(self.licenseSecret))").message("spec.wandb takes license or licenseSecret, not both"))]
 pub struct WandbAppSpec {
     /// Public URL including the scheme, e.g. `https://wandb.example.com`.
+    #[schemars(length(max = 268))]
     #[x_kube(validation = Rule::new("self.matches('^https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?/?$')").message("spec.wandb.hostname must be a URL such as https://wandb.example.com (scheme and host, optional port, no path)"))]
     pub hostname: String,
 
     /// Extra public hostnames (Ingress rules and TLS hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), inner(length(max = 253)))]
     #[x_kube(validation = Rule::new("self.all(h, h.matches('^[A-Za-z0-9*]([-A-Za-z0-9.]*[A-Za-z0-9])?$'))").message("spec.wandb.additionalHostnames entries are host names without a scheme, e.g. wandb.internal.example.com"))]
     pub additional_hostnames: Option<Vec<String>>,
 
     /// The W&B Server version; selects the server manifest. Must be pinned: not empty, not `latest`.
+    #[schemars(length(max = 128))]
     #[x_kube(
         validation = Rule::new("self != 'latest'").message("spec.wandb.version must be pinned to a release such as \"0.84.0\", not \"latest\""),
-        validation = Rule::new("self.matches('^[A-Za-z0-9][A-Za-z0-9._+-]*$') && size(self) <= 128").message("spec.wandb.version must be a release such as \"0.84.0\" (no spaces, not empty)"),
+        validation = Rule::new("self != ''").message("spec.wandb.version must be pinned to a release such as \"0.84.0\"; it is empty"),
+        validation = Rule::new("self == '' || self.matches('^[A-Za-z0-9][A-Za-z0-9._+-]*$')").message("spec.wandb.version must be a release tag such as \"0.84.0\": letters, digits, '.', '_', '+' and '-' only, no spaces"),
     )]
     pub version: String,
 
     /// Where server manifests are read: `oci://registry/repo`, `file:///dir` or `builtin://`.
     /// Defaults to W&B's public registry (or `global.imageRegistry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     #[x_kube(validation = Rule::new("self.startsWith('oci://') || self.startsWith('file://') || self.startsWith('builtin://') || !self.contains('://')").message("spec.wandb.manifestRepository must start with oci://, file:// or builtin:// (http(s) is not supported)"))]
     pub manifest_repository: Option<String>,
 
@@ -73,6 +78,7 @@ pub struct WandbAppSpec {
 
     /// Per-application overrides keyed by manifest application name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 64))]
     pub applications: Option<BTreeMap<String, ApplicationOverride>>,
 }
 
@@ -97,7 +103,8 @@ pub struct ServiceAccountSpec {
     pub create: Option<bool>,
     /// Name; defaults to `<name>-app`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$') && size(self) <= 253").message("spec.wandb.serviceAccount.serviceAccountName must be a DNS subdomain name"))]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("spec.wandb.serviceAccount.serviceAccountName must be a DNS subdomain name"))]
     pub service_account_name: Option<String>,
     /// Annotations, e.g. for IRSA or Workload Identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,6 +144,7 @@ pub struct OidcSpec {
     pub auth_method: Option<SecretKeySelector>,
     /// Session length, e.g. `720h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$')").message("spec.wandb.oidc.sessionLength must be a duration such as 720h"))]
     pub session_length: Option<String>,
 }
@@ -156,7 +164,10 @@ pub struct NotificationsSpec {
 /// Email notifications: exactly one of `sink` or `smtp`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.sink) != has(self.smtp)").message("spec.wandb.notifications.email needs exactly one of sink or smtp"))]
+#[x_kube(
+    validation = Rule::new("has(self.sink) || has(self.smtp)").message("spec.wandb.notifications.email needs sink or smtp"),
+    validation = Rule::new("!(has(self.sink) && has(self.smtp))").message("spec.wandb.notifications.email takes sink or smtp, not both"),
+)]
 pub struct EmailSpec {
     /// Secret key holding an email sink URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
