@@ -1,0 +1,91 @@
+//! Migration Jobs for the requested version. The Job name carries the version, so an upgrade
+//! creates new Jobs and a finished Job of the same version is recognised after a restart.
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use wandb_manifest::MigrationJob;
+
+use super::{BuildContext, pod};
+use crate::EngineError;
+use crate::desired::{DesiredObject, Phase};
+use crate::names;
+
+/// Kubernetes retries a failing migration pod this many times with exponential backoff; after
+/// that the Job fails and the instance is Stalled with the Job's reason.
+pub const BACKOFF_LIMIT: i32 = 3;
+
+/// Label naming the migration a Job runs.
+pub const MIGRATION_LABEL: &str = "apps.wandb.com/migration";
+
+/// `<cr>-migrate-<name>-<version>`, within 63 characters.
+pub fn job_name(cr: &str, migration: &str, version: &str) -> String {
+    names::dns_label(&format!("{cr}-migrate-{migration}-{version}"))
+}
+
+pub fn build(
+    name: &str,
+    m: &MigrationJob,
+    ctx: &BuildContext,
+) -> Result<DesiredObject, EngineError> {
+    let inst = ctx.inst;
+    let job_name = job_name(&inst.name, name, &inst.version);
+    let mut labels = names::labels(
+        &inst.name,
+        &format!("migrate-{name}"),
+        "migration",
+        &inst.version,
+    );
+    labels.insert(MIGRATION_LABEL.into(), names::label_value(name));
+
+    let mut mounts = pod::Mounts::default();
+    mounts.add_manifest(
+        &ctx.manifest
+            .migration_volume_mounts(name)
+            .unwrap_or_default(),
+        &format!("migrations.{name}"),
+    )?;
+    let mut env = ctx.env_for(&ctx.manifest.migration_env(name).unwrap_or_default());
+    pod::add_custom_ca(ctx.cr, inst, &mut mounts, &mut env);
+    env.extend(ctx.proxy_env.iter().cloned());
+
+    let container = Container {
+        name: "migrate".into(),
+        image: m
+            .image
+            .as_ref()
+            .map(|i| i.reference(inst.image_registry.as_deref())),
+        args: (!m.args.is_empty()).then(|| m.args.clone()),
+        command: (!m.command.is_empty()).then(|| m.command.clone()),
+        env: (!env.is_empty()).then_some(env),
+        volume_mounts: (!mounts.mounts.is_empty()).then_some(mounts.mounts),
+        security_context: Some(pod::container_security()),
+        ..Default::default()
+    };
+    let mut spec = pod::base_pod_spec(inst);
+    spec.containers = vec![container];
+    spec.volumes = (!mounts.volumes.is_empty()).then_some(mounts.volumes);
+    spec.restart_policy = Some("Never".into());
+
+    let job = Job {
+        metadata: ObjectMeta {
+            name: Some(job_name),
+            namespace: Some(inst.namespace.clone()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(BACKOFF_LIMIT),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(spec),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(DesiredObject::new(Phase::Migrations, &job))
+}

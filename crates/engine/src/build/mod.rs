@@ -1,0 +1,199 @@
+//! Build: a resolved instance + manifest + connections -> every desired object, deterministic.
+
+mod app;
+mod migration;
+mod networking;
+mod pod;
+mod probes;
+mod rbac;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, EnvVar};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+use wandb_api::{NetworkingMode, ProbesSpec, WeightsAndBiases};
+use wandb_manifest::ServerManifest;
+
+pub use migration::{BACKOFF_LIMIT, MIGRATION_LABEL, job_name};
+pub use pod::{ca_config_map, proxy_env as proxy_env_for};
+
+use crate::connection::Connections;
+use crate::desired::{DesiredObject, Phase, SecretSource, SecretSpec};
+use crate::env::{self, EnvContext};
+use crate::instance::{Instance, Mode};
+use crate::{EngineError, crview, names};
+
+/// What build reads, resolved once per render.
+pub struct BuildContext<'a> {
+    pub cr: &'a WeightsAndBiases,
+    pub inst: &'a Instance,
+    pub manifest: &'a ServerManifest,
+    pub features: &'a BTreeMap<String, bool>,
+    pub conns: &'a Connections,
+    pub view: &'a Value,
+    pub probes: Option<&'a ProbesSpec>,
+    pub proxy_env: Vec<EnvVar>,
+    pub warnings: std::cell::RefCell<Vec<String>>,
+}
+
+impl BuildContext<'_> {
+    pub fn env_for(&self, vars: &[wandb_manifest::EnvVar]) -> Vec<EnvVar> {
+        let ctx = EnvContext {
+            inst: self.inst,
+            manifest: self.manifest,
+            features: self.features,
+            conns: self.conns,
+            view: self.view,
+            telemetry: None,
+        };
+        env::resolve(vars, &ctx, &mut self.warnings.borrow_mut())
+    }
+}
+
+/// Everything an instance should have.
+#[derive(Clone, Debug, Default)]
+pub struct Built {
+    pub objects: Vec<DesiredObject>,
+    pub secrets: Vec<SecretSpec>,
+    pub warnings: Vec<String>,
+}
+
+pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
+    let inst = ctx.inst;
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+
+    let sa_annotations = ctx
+        .cr
+        .spec
+        .wandb
+        .service_account
+        .as_ref()
+        .and_then(|s| s.annotations.clone());
+    objects.extend(rbac::build(inst, sa_annotations));
+
+    if let Some(certs) = ctx
+        .cr
+        .spec
+        .global
+        .as_ref()
+        .and_then(|g| g.custom_ca_certs.as_ref())
+        .filter(|c| !c.is_empty())
+    {
+        let data = certs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("customCA{i}.crt"), c.clone()))
+            .collect();
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(pod::ca_config_map(inst)),
+                namespace: Some(inst.namespace.clone()),
+                labels: Some(names::labels(
+                    &inst.name,
+                    "ca-certs",
+                    "config",
+                    &inst.version,
+                )),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        };
+        objects.push(DesiredObject::new(Phase::Config, &cm));
+    }
+
+    for (name, m) in &ctx.manifest.migrations {
+        match migration::build(name, m, ctx) {
+            Ok(o) => objects.push(o),
+            Err(e) => errors.push(e),
+        }
+    }
+    for (name, app) in ctx.manifest.enabled_applications(ctx.features) {
+        match app::build(name, app, ctx) {
+            Ok(o) => objects.extend(o),
+            Err(e) => errors.push(e),
+        }
+    }
+    if inst.networking == NetworkingMode::Ingress {
+        objects.extend(networking::ingress(ctx, &mut ctx.warnings.borrow_mut()));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    objects.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    Ok(Built {
+        objects,
+        secrets: secret_specs(ctx),
+        warnings: ctx.warnings.borrow().clone(),
+    })
+}
+
+/// Secrets whose values the controller creates.
+fn secret_specs(ctx: &BuildContext) -> Vec<SecretSpec> {
+    let inst = ctx.inst;
+    let mut out = Vec::new();
+    for gs in &ctx.manifest.generated_secrets {
+        out.push(SecretSpec {
+            name: env::generated_secret_name(inst, gs),
+            keys: vec![env::GENERATED_SECRET_KEY.into()],
+            source: SecretSource::Generated { length: gs.length },
+            retain: true,
+        });
+    }
+    if ctx.cr.spec.wandb.license.is_some() && ctx.cr.spec.wandb.license_secret.is_none() {
+        out.push(SecretSpec {
+            name: crview::license_secret(inst),
+            keys: vec![crview::LICENSE_KEY.into()],
+            source: SecretSource::FromSpec {
+                field: "spec.wandb.license".into(),
+            },
+            retain: false,
+        });
+    }
+    let smtp = ctx
+        .cr
+        .spec
+        .wandb
+        .notifications
+        .as_ref()
+        .and_then(|n| n.email.as_ref())
+        .and_then(|e| e.smtp.as_ref());
+    if smtp.is_some() {
+        out.push(SecretSpec {
+            name: crview::email_sink_secret(inst),
+            keys: vec![crview::EMAIL_SINK_KEY.into()],
+            source: SecretSource::EmailSink,
+            retain: false,
+        });
+    }
+    for ((kind, instance), mode) in &inst.services {
+        let service = kind.key().to_string();
+        let instance = instance.clone();
+        let (source, retain) = match mode {
+            Mode::Managed => (
+                SecretSource::ManagedConnection {
+                    service,
+                    instance: instance.clone(),
+                },
+                true,
+            ),
+            Mode::External => (
+                SecretSource::ExternalConnection {
+                    service,
+                    instance: instance.clone(),
+                },
+                false,
+            ),
+        };
+        out.push(SecretSpec {
+            name: inst.connection_secret(*kind, &instance),
+            keys: kind.fields().iter().map(|f| (*f).to_string()).collect(),
+            source,
+            retain,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}

@@ -1,0 +1,202 @@
+//! Backing-service connections: the inputs env wiring consumes.
+//!
+//! A [`Connection`] maps field names (`url`, `host`, `port`, `user`, `password`, ...) to either a
+//! literal or a Secret key. The engine derives default connections from the CR (managed services
+//! and external ones both publish an operator-owned Secret `<service>-connection`); `render
+//! --connections` or the controller may replace them. No secret value is ever held here.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::SecretKeySelector;
+use serde::{Deserialize, Serialize};
+
+/// The five kinds of backing service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ServiceKind {
+    Mysql,
+    Redis,
+    ObjectStore,
+    Clickhouse,
+    Kafka,
+}
+
+impl ServiceKind {
+    pub const ALL: [ServiceKind; 5] = [
+        ServiceKind::Mysql,
+        ServiceKind::Redis,
+        ServiceKind::ObjectStore,
+        ServiceKind::Clickhouse,
+        ServiceKind::Kafka,
+    ];
+
+    /// The CR field (`spec.<key>`) and status key.
+    pub fn key(self) -> &'static str {
+        match self {
+            ServiceKind::Mysql => "mysql",
+            ServiceKind::Redis => "redis",
+            ServiceKind::ObjectStore => "objectStore",
+            ServiceKind::Clickhouse => "clickhouse",
+            ServiceKind::Kafka => "kafka",
+        }
+    }
+
+    /// Suffix of the service's object names.
+    pub fn object_suffix(self) -> &'static str {
+        match self {
+            ServiceKind::Mysql => "mysql",
+            ServiceKind::Redis => "redis",
+            ServiceKind::ObjectStore => "objectstore",
+            ServiceKind::Clickhouse => "clickhouse",
+            ServiceKind::Kafka => "kafka",
+        }
+    }
+
+    /// Fields the service's connection Secret always publishes.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            ServiceKind::Mysql => &["url", "host", "port", "database", "user", "password"],
+            ServiceKind::Redis => &["url", "host", "port"],
+            ServiceKind::ObjectStore => &["url", "host", "port", "region", "bucket"],
+            ServiceKind::Clickhouse => &[
+                "url", "host", "httpport", "tcpport", "database", "user", "password",
+            ],
+            ServiceKind::Kafka => &["url", "host", "port"],
+        }
+    }
+}
+
+/// One value of a connection: a literal or a Secret key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConnValue {
+    Literal(String),
+    Secret {
+        #[serde(rename = "secretKeyRef")]
+        secret_key_ref: SecretKeySelector,
+    },
+}
+
+impl ConnValue {
+    pub fn secret(name: &str, key: &str) -> Self {
+        ConnValue::Secret {
+            secret_key_ref: SecretKeySelector {
+                name: name.to_string(),
+                key: key.to_string(),
+                optional: None,
+            },
+        }
+    }
+}
+
+/// A service instance's connection, by normalized field name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    #[serde(flatten)]
+    pub values: BTreeMap<String, ConnValue>,
+}
+
+impl Connection {
+    /// Looks a field up by any of its spellings (`HTTPPort`, `http-port`, `httpPort`).
+    pub fn get(&self, field: &str) -> Option<&ConnValue> {
+        let wanted = normalize_field(field);
+        self.values
+            .iter()
+            .find(|(k, _)| normalize_field(k) == wanted)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Field names compare case-insensitively, without `-`/`_`, with common aliases folded.
+pub fn normalize_field(field: &str) -> String {
+    let f: String = field
+        .chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect();
+    match f.as_str() {
+        "username" => "user".into(),
+        "pass" => "password".into(),
+        "replicatedcluster" => "clustername".into(),
+        "db" => "database".into(),
+        _ => f,
+    }
+}
+
+/// Every connection of an instance, keyed by service kind and instance name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Connections {
+    pub map: BTreeMap<(ServiceKind, String), Connection>,
+}
+
+impl Connections {
+    /// The connection of `instance`, falling back to `default` like the official operator.
+    pub fn lookup(&self, kind: ServiceKind, instance: &str) -> Option<&Connection> {
+        self.map
+            .get(&(kind, instance.to_string()))
+            .or_else(|| self.map.get(&(kind, "default".to_string())))
+    }
+
+    /// Replaces (per field) the connections given in `other`.
+    pub fn overlay(&mut self, other: Connections) {
+        for (key, conn) in other.map {
+            self.map.entry(key).or_default().values.extend(conn.values);
+        }
+    }
+
+    /// Parses a connections file: `{mysql: {default: {url: ..., host: ...}}, objectStore: ...}`,
+    /// where each value is a literal or `{secretKeyRef: {name, key}}`.
+    pub fn from_yaml(text: &str) -> Result<Self, String> {
+        let parsed: BTreeMap<ServiceKind, BTreeMap<String, Connection>> =
+            serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let mut out = Connections::default();
+        for (kind, instances) in parsed {
+            for (instance, conn) in instances {
+                out.map.insert((kind, instance), conn);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_match_across_spellings() {
+        let mut c = Connection::default();
+        c.values
+            .insert("HTTPPort".into(), ConnValue::Literal("8123".into()));
+        c.values
+            .insert("Username".into(), ConnValue::Literal("u".into()));
+        assert!(c.get("http-port").is_some());
+        assert!(c.get("user").is_some());
+        assert!(c.get("tcp-port").is_none());
+    }
+
+    #[test]
+    fn lookup_falls_back_to_default() {
+        let mut cs = Connections::default();
+        cs.map.insert(
+            (ServiceKind::Mysql, "default".into()),
+            Connection::default(),
+        );
+        assert!(cs.lookup(ServiceKind::Mysql, "runs").is_some());
+        assert!(cs.lookup(ServiceKind::Redis, "default").is_none());
+    }
+
+    #[test]
+    fn parses_a_connections_file() {
+        let cs = Connections::from_yaml(
+            "mysql:\n  default:\n    host: db.example.com\n    url:\n      secretKeyRef: {name: db, key: url}\n",
+        )
+        .unwrap();
+        let c = cs.lookup(ServiceKind::Mysql, "default").unwrap();
+        assert_eq!(
+            c.get("host"),
+            Some(&ConnValue::Literal("db.example.com".into()))
+        );
+        assert_eq!(c.get("url"), Some(&ConnValue::secret("db", "url")));
+    }
+}
