@@ -1,0 +1,401 @@
+//! The controller against the local control plane (kwok: Deployment pods become Ready, Job pods
+//! Succeed). Each test runs the controller in-process, watching only its own namespace.
+//!
+//! ```text
+//! export WANDB_TEST_KUBECONFIG="$(scripts/cluster.sh up)"
+//! cargo test -p wandb-operator --test controller -- --include-ignored --nocapture
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, CustomResourceExt, ResourceExt};
+use serde_json::json;
+use tokio::sync::oneshot;
+use wandb_api::WeightsAndBiases;
+use wandb_engine::names;
+use wandb_operator::controller::{self, Context};
+use wandb_testkit::{TestNamespace, condition_status, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn fixtures() -> String {
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/server-manifest");
+    let p = p
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("fixtures at {}: {e}", p.display()));
+    format!("file://{}", p.display())
+}
+
+/// Applies the CRD (server-side) and waits until it is Established.
+async fn install_crd(client: &kube::Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = WeightsAndBiases::crd();
+    let name = crd.name_any();
+    api.patch(
+        &name,
+        &PatchParams::apply("wandb-operator-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("applying the CRD");
+    wait_for("the CRD to be Established", TIMEOUT, || async {
+        let crd = api.get(&name).await?;
+        let v = serde_json::to_value(&crd)?;
+        Ok((condition_status(&v, "Established").as_deref() == Some("True")).then_some(()))
+    })
+    .await;
+}
+
+/// The controller running in this test's runtime; stopped gracefully on drop of `stop`.
+struct Running {
+    ctx: Arc<Context>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("the controller stops within 30s after shutdown")
+            .expect("the controller task does not panic");
+    }
+}
+
+async fn start(ns: &TestNamespace) -> Running {
+    install_crd(&ns.client()).await;
+    let ctx = Arc::new(Context::new(ns.client()));
+    let (tx, rx) = oneshot::channel::<()>();
+    let shutdown = controller::shutdown_on(async move {
+        let _ = rx.await;
+    });
+    let namespaces = vec![ns.name().to_string()];
+    let c = ctx.clone();
+    let task = tokio::spawn(async move { controller::run(c, &namespaces, 4, shutdown).await });
+    Running {
+        ctx,
+        stop: Some(tx),
+        task,
+    }
+}
+
+fn cr_yaml(name: &str, manifest: &str, version: &str) -> String {
+    format!(
+        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {{name: {name}}}\n\
+         spec:\n  size: dev\n  wandb:\n    hostname: http://{name}.local\n    version: \"{version}\"\n    \
+         manifestRepository: {manifest}\n"
+    )
+}
+
+async fn condition(api: &Api<WeightsAndBiases>, name: &str, t: &str) -> Option<(String, String)> {
+    let cr = api.get(name).await.ok()?;
+    let c = cr.status?.conditions.into_iter().find(|c| c.type_ == t)?;
+    Some((c.status, c.message))
+}
+
+/// Creates the connection Secrets that backends would publish (stand-ins), without operator
+/// labels, as an external system would.
+async fn publish_connection_secrets(ns: &TestNamespace, names: &[String]) {
+    let api: Api<Secret> = ns.api();
+    for n in names {
+        let s: Secret = serde_json::from_value(json!({
+            "metadata": {"name": n},
+            "stringData": {"url": "stand-in://x", "host": "x", "port": "1", "user": "u",
+                           "password": "p", "database": "d", "bucket": "b", "region": "r",
+                           "accessKey": "a", "secretKey": "s", "brokers": "x:9092"}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &s)
+            .await
+            .expect("creating a stand-in connection Secret");
+    }
+}
+
+/// Reads the InfraReady message and extracts the connection Secret names it lists.
+fn named_secrets(msg: &str) -> Vec<String> {
+    msg.rsplit_once("Secret(s) ")
+        .map(|(_, list)| list.split(", ").map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+async fn wait_ready(api: &Api<WeightsAndBiases>, name: &str) {
+    wait_for("the CR to become Ready", TIMEOUT, || async {
+        Ok(condition(api, name, "Ready")
+            .await
+            .filter(|(s, _)| s == "True")
+            .map(|_| ()))
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn reaches_ready_through_infra_migrations_and_applications() {
+    let ns = wandb_testkit::namespace("ctrl-ready").await;
+    ns.cluster().require_ready_node().await;
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let jobs: Api<Job> = ns.api();
+    let deployments: Api<Deployment> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    let name = "wb";
+    let t0 = Instant::now();
+    ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
+
+    // Infra not ready: the condition names the missing connection Secrets; no migration yet.
+    let msg = wait_for("InfraReady=False", TIMEOUT, || async {
+        Ok(condition(&wb, name, "InfraReady")
+            .await
+            .filter(|(s, _)| s == "False")
+            .map(|(_, m)| m))
+    })
+    .await;
+    let missing = named_secrets(&msg);
+    assert!(
+        missing.contains(&format!("{name}-mysql-connection")),
+        "InfraReady names the MySQL connection Secret: {msg}"
+    );
+    let sel = ListParams::default().labels(&format!("{}=migration", names::COMPONENT_LABEL));
+    assert!(
+        jobs.list(&sel).await.unwrap().items.is_empty(),
+        "no migration Job before infra is ready"
+    );
+    let cr = wb.get(name).await.unwrap();
+    assert!(cr.finalizers().iter().any(|f| f == controller::FINALIZER));
+
+    // The generated secret exists already; remember its value.
+    let session = wait_for("the generated session key", TIMEOUT, || async {
+        Ok(secrets
+            .get_opt(&format!("{name}-session-key"))
+            .await?
+            .and_then(|s| s.data))
+    })
+    .await;
+
+    // Backends publish their connections: migrations run, then applications.
+    publish_connection_secrets(&ns, &missing).await;
+    wait_for("migration Jobs to be created", TIMEOUT, || async {
+        let n = jobs.list(&sel).await?.items.len();
+        Ok((n > 0).then_some(()))
+    })
+    .await;
+    wait_ready(&wb, name).await;
+    let elapsed = t0.elapsed();
+    eprintln!("time to Ready (incl. creating the stand-in secrets): {elapsed:?}");
+
+    let cr = wb.get(name).await.unwrap();
+    let status = cr.status.clone().unwrap();
+    assert!(status.ready);
+    assert_eq!(status.version.as_deref(), Some("0.84.0"));
+    assert_eq!(status.url.as_deref(), Some("http://wb.local"));
+    let migration = status.wandb.unwrap().migration.unwrap();
+    assert_eq!(migration.last_success_version.as_deref(), Some("0.84.0"));
+    assert!(!status.components.is_empty());
+    assert!(status.components.values().all(|c| c.ready));
+    let deps = deployments
+        .list(&ListParams::default().labels(&format!("{}={name}", names::INSTANCE_LABEL)))
+        .await
+        .unwrap();
+    assert_eq!(deps.items.len(), status.components.len());
+    for d in &deps.items {
+        let v = serde_json::to_value(d).unwrap();
+        assert_eq!(
+            condition_status(&v, "Available").as_deref(),
+            Some("True"),
+            "{}",
+            d.name_any()
+        );
+        let owner = d
+            .owner_references()
+            .first()
+            .cloned()
+            .expect("owner reference");
+        assert_eq!(owner.uid, cr.uid().unwrap());
+        assert_eq!(owner.controller, Some(true));
+    }
+
+    // Finished migration Jobs are deleted after the success is recorded, and not re-created.
+    wait_for("finished migration Jobs to be deleted", TIMEOUT, || async {
+        let left = jobs.list(&sel).await?.items;
+        Ok(left
+            .iter()
+            .all(|j| j.metadata.deletion_timestamp.is_some())
+            .then_some(()))
+    })
+    .await;
+
+    // Poke a reconcile (an annotation does not change the generation): nothing to write, and
+    // the generated secret keeps its value.
+    let before = running.ctx.write_history(ns.name(), name).len();
+    wb.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": "1"}}})),
+    )
+    .await
+    .unwrap();
+    let history = wait_for("a reconcile after the poke", TIMEOUT, || async {
+        let h = running.ctx.write_history(ns.name(), name);
+        Ok((h.len() > before).then_some(h))
+    })
+    .await;
+    eprintln!("writes per reconcile: {history:?}");
+    assert_eq!(
+        history.last(),
+        Some(&0),
+        "a reconcile with no change writes nothing: {history:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        jobs.list(&sel).await.unwrap().items.is_empty(),
+        "Jobs are not re-created"
+    );
+    let again = secrets
+        .get(&format!("{name}-session-key"))
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(
+        again,
+        Some(session),
+        "the generated secret is never overwritten"
+    );
+
+    running.shutdown().await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn repairs_drift_of_deployments() {
+    let ns = wandb_testkit::namespace("ctrl-drift").await;
+    ns.cluster().require_ready_node().await;
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let deployments: Api<Deployment> = ns.api();
+    let name = "wb";
+    ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
+    let msg = wait_for("InfraReady=False", TIMEOUT, || async {
+        Ok(condition(&wb, name, "InfraReady")
+            .await
+            .filter(|(s, _)| s == "False")
+            .map(|(_, m)| m))
+    })
+    .await;
+    publish_connection_secrets(&ns, &named_secrets(&msg)).await;
+    wait_ready(&wb, name).await;
+
+    // Deleted: re-created.
+    let target = format!("{name}-api");
+    let uid = deployments.get(&target).await.unwrap().uid();
+    deployments
+        .delete(&target, &Default::default())
+        .await
+        .unwrap();
+    wait_for(
+        "the deleted Deployment to be re-created",
+        TIMEOUT,
+        || async {
+            Ok(deployments
+                .get_opt(&target)
+                .await?
+                .filter(|d| d.uid() != uid && d.metadata.deletion_timestamp.is_none())
+                .map(|_| ()))
+        },
+    )
+    .await;
+
+    // Image edited by someone else: restored.
+    let d = deployments.get(&target).await.unwrap();
+    let container = d
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .clone();
+    let image = container.image.clone().unwrap();
+    deployments
+        .patch(
+            &target,
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": target},
+                "spec": {"template": {"spec": {"containers": [
+                    {"name": container.name, "image": "example.com/drifted:1"}
+                ]}}}
+            })),
+        )
+        .await
+        .unwrap();
+    wait_for("the image to be restored", TIMEOUT, || async {
+        let d = deployments.get(&target).await?;
+        let now = d.spec.unwrap().template.spec.unwrap().containers[0]
+            .image
+            .clone();
+        Ok((now.as_deref() == Some(image.as_str())).then_some(()))
+    })
+    .await;
+    wait_ready(&wb, name).await;
+
+    running.shutdown().await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn a_bad_manifest_location_stalls_with_a_condition_and_an_event() {
+    let ns = wandb_testkit::namespace("ctrl-badmanifest").await;
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let name = "wb";
+    ns.apply_yaml(&cr_yaml(name, "file:///nonexistent/manifests", "0.84.0"))
+        .await;
+    let (_, msg) = wait_for("ManifestLoaded=False", TIMEOUT, || async {
+        Ok(condition(&wb, name, "ManifestLoaded")
+            .await
+            .filter(|(s, _)| s == "False"))
+    })
+    .await;
+    assert!(msg.contains("/nonexistent/manifests"), "{msg}");
+    let stalled = condition(&wb, name, "Stalled").await.unwrap();
+    assert_eq!(stalled.0, "True");
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    wait_for("a Warning event for the manifest", TIMEOUT, || async {
+        let list = events.list(&Default::default()).await?;
+        Ok(list
+            .items
+            .iter()
+            .any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            })
+            .then_some(()))
+    })
+    .await;
+    let deps: Api<Deployment> = ns.api();
+    assert!(
+        deps.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "nothing else is created"
+    );
+    running.shutdown().await;
+    ns.cleanup().await;
+}
