@@ -15,7 +15,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, CustomResourceExt, ResourceExt};
+use kube::{Api, CustomResourceExt, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::oneshot;
 use wandb_api::WeightsAndBiases;
@@ -73,7 +73,18 @@ impl Running {
     }
 }
 
+/// Controller logs in the test output when `RUST_LOG` is set (e.g. `wandb_operator=debug`).
+fn init_logs() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 async fn start(ns: &TestNamespace) -> Running {
+    init_logs();
     install_crd(&ns.client()).await;
     let ctx = Arc::new(Context::new(ns.client()));
     let (tx, rx) = oneshot::channel::<()>();
@@ -396,6 +407,217 @@ async fn a_bad_manifest_location_stalls_with_a_condition_and_an_event() {
             .is_empty(),
         "nothing else is created"
     );
+    running.shutdown().await;
+    ns.cleanup().await;
+}
+
+/// Brings `name` to Ready at `version`, publishing the connection Secrets it waits for.
+async fn ready_instance(ns: &TestNamespace, name: &str, yaml: &str) {
+    let wb: Api<WeightsAndBiases> = ns.api();
+    ns.apply_yaml(yaml).await;
+    let msg = wait_for("InfraReady=False", TIMEOUT, || async {
+        Ok(condition(&wb, name, "InfraReady")
+            .await
+            .filter(|(s, _)| s == "False")
+            .map(|(_, m)| m))
+    })
+    .await;
+    publish_connection_secrets(ns, &named_secrets(&msg)).await;
+    wait_ready(&wb, name).await;
+}
+
+fn image_of(d: &Deployment) -> String {
+    d.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn failed_migration_stops_the_upgrade_and_a_retry_completes_it() {
+    let ns = wandb_testkit::namespace("ctrl-upgrade").await;
+    ns.cluster().require_ready_node().await;
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let deployments: Api<Deployment> = ns.api();
+    let jobs: Api<Job> = ns.api();
+    let name = "wb";
+    ready_instance(&ns, name, &cr_yaml(name, &fixtures(), "0.79.0")).await;
+    let api_image = image_of(&deployments.get(&format!("{name}-api")).await.unwrap());
+    assert!(api_image.ends_with(":0.79.0"), "{api_image}");
+
+    // A migration Job of 0.84.0 that fails for real: its pod can never be scheduled and the Job
+    // controller fails it at its deadline. The operator observes it (Jobs are never re-applied).
+    let failing = wandb_engine::job_name(name, "gorilla", "0.84.0");
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": failing},
+        "spec": {"activeDeadlineSeconds": 1, "backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {"wandb-test/no-such-node": "true"},
+            "containers": [{"name": "migrate", "image": "example.com/fails:1"}]
+        }}}
+    }))
+    .unwrap();
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    wait_for("the stand-in Job to fail", TIMEOUT, || async {
+        let j = serde_json::to_value(jobs.get(&failing).await?)?;
+        Ok((condition_status(&j, "Failed").as_deref() == Some("True")).then_some(()))
+    })
+    .await;
+
+    wb.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"wandb": {"version": "0.84.0"}}})),
+    )
+    .await
+    .unwrap();
+    let (_, msg) = wait_for("Stalled=True", TIMEOUT, || async {
+        Ok(condition(&wb, name, "Stalled")
+            .await
+            .filter(|(s, _)| s == "True"))
+    })
+    .await;
+    assert!(
+        msg.contains(&failing) && msg.contains("DeadlineExceeded"),
+        "{msg}"
+    );
+    let cr = wb.get(name).await.unwrap();
+    let st = cr.status.unwrap();
+    assert!(!st.ready);
+    assert_eq!(
+        st.version.as_deref(),
+        Some("0.79.0"),
+        "the old version still runs"
+    );
+    let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.reason, "MigrationFailed");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let still = image_of(&deployments.get(&format!("{name}-api")).await.unwrap());
+    assert_eq!(
+        still, api_image,
+        "applications are untouched while a migration failed"
+    );
+
+    // Retry: delete the failed Job; the operator creates the real one, which completes. (First
+    // make the stand-in look like the operator's own Job, whose deletion the controller watches.)
+    let owner = wb
+        .get(name)
+        .await
+        .unwrap()
+        .controller_owner_ref(&())
+        .unwrap();
+    jobs.patch(
+        &failing,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {
+            "labels": {names::INSTANCE_LABEL: name, names::MANAGED_BY_LABEL: names::MANAGED_BY},
+            "ownerReferences": [owner],
+        }})),
+    )
+    .await
+    .unwrap();
+    jobs.delete(&failing, &kube::api::DeleteParams::background())
+        .await
+        .unwrap();
+    wait_for("Ready at 0.84.0", TIMEOUT, || async {
+        let cr = wb.get(name).await?;
+        let s = cr.status.unwrap_or_default();
+        Ok((s.ready && s.version.as_deref() == Some("0.84.0")).then_some(()))
+    })
+    .await;
+    let upgraded = image_of(&deployments.get(&format!("{name}-api")).await.unwrap());
+    assert!(upgraded.contains(":0.84.0"), "{upgraded}");
+
+    running.shutdown().await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn delete_detaches_generated_secrets_and_a_new_instance_reuses_them() {
+    let ns = wandb_testkit::namespace("ctrl-detach").await;
+    ns.cluster().require_ready_node().await;
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    let name = "wb";
+    let key = format!("{name}-session-key");
+    ready_instance(&ns, name, &cr_yaml(name, &fixtures(), "0.84.0")).await;
+    let before = secrets.get(&key).await.unwrap();
+
+    wb.delete(name, &Default::default()).await.unwrap();
+    wait_for("the CR to be gone", TIMEOUT, || async {
+        Ok(wb.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await;
+    let kept = secrets
+        .get(&key)
+        .await
+        .expect("the generated secret is kept");
+    assert!(
+        kept.owner_references().is_empty(),
+        "no owner reference, so the garbage collector keeps it"
+    );
+
+    // Same name again: the kept secret is used as it is.
+    ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
+    wait_ready(&wb, name).await;
+    let after = secrets.get(&key).await.unwrap();
+    assert_eq!(
+        after.data, before.data,
+        "credentials survive a re-created instance"
+    );
+
+    running.shutdown().await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn delete_with_purge_removes_generated_secrets() {
+    let ns = wandb_testkit::namespace("ctrl-purge").await;
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    let name = "wb";
+    let key = format!("{name}-session-key");
+    let yaml = format!(
+        "{}  retentionPolicy: {{onDelete: purge}}\n",
+        cr_yaml(name, &fixtures(), "0.84.0")
+    );
+    ns.apply_yaml(&yaml).await;
+    let s = wait_for("the generated secret", TIMEOUT, || async {
+        Ok(secrets.get_opt(&key).await?)
+    })
+    .await;
+    assert_eq!(
+        s.owner_references().len(),
+        1,
+        "purge: owned by the instance"
+    );
+    wb.delete(name, &Default::default()).await.unwrap();
+    wait_for(
+        "the CR and its generated secret to be gone",
+        TIMEOUT,
+        || async {
+            let gone = wb.get_opt(name).await?.is_none()
+                && secrets
+                    .get_opt(&key)
+                    .await?
+                    .is_none_or(|s| s.metadata.deletion_timestamp.is_some());
+            Ok(gone.then_some(()))
+        },
+    )
+    .await;
     running.shutdown().await;
     ns.cleanup().await;
 }
