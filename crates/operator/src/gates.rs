@@ -56,13 +56,19 @@ impl MigrationGate {
 }
 
 /// Decides the migration gate. A failure wins over everything but an already recorded success.
+/// A version without migrations succeeds vacuously, but only once the infra is ready (so that
+/// `lastSuccessVersion` never records a version whose database was never reachable).
 pub fn migration_gate(
     version: &str,
     last_success_version: Option<&str>,
     jobs: &[MigrationFact],
+    infra_ready: bool,
 ) -> MigrationGate {
     if last_success_version == Some(version) {
         return MigrationGate::Recorded;
+    }
+    if jobs.is_empty() && !infra_ready {
+        return MigrationGate::Pending;
     }
     if let Some((job, reason, message)) = jobs.iter().find_map(|j| match &j.state {
         JobState::Failed { reason, message } => Some((j.job.clone(), reason, message)),
@@ -130,7 +136,12 @@ mod tests {
     #[test]
     fn recorded_success_wins_even_without_jobs() {
         assert_eq!(
-            migration_gate("0.84.0", Some("0.84.0"), &[fact("a", JobState::Missing)]),
+            migration_gate(
+                "0.84.0",
+                Some("0.84.0"),
+                &[fact("a", JobState::Missing)],
+                false
+            ),
             MigrationGate::Recorded
         );
     }
@@ -138,7 +149,12 @@ mod tests {
     #[test]
     fn an_older_recorded_version_does_not_open_the_gate() {
         assert_eq!(
-            migration_gate("0.84.0", Some("0.79.0"), &[fact("a", JobState::Missing)]),
+            migration_gate(
+                "0.84.0",
+                Some("0.79.0"),
+                &[fact("a", JobState::Missing)],
+                false
+            ),
             MigrationGate::Pending
         );
     }
@@ -150,7 +166,7 @@ mod tests {
             fact("b", failed()),
             fact("c", JobState::Missing),
         ];
-        match migration_gate("1", None, &jobs) {
+        match migration_gate("1", None, &jobs, true) {
             MigrationGate::Failed { job, reason, .. } => {
                 assert_eq!(job, "b");
                 assert_eq!(reason, "BackoffLimitExceeded");
@@ -162,12 +178,28 @@ mod tests {
     #[test]
     fn complete_running_pending() {
         let done = [fact("a", JobState::Complete), fact("b", JobState::Complete)];
-        assert_eq!(migration_gate("1", None, &done), MigrationGate::AllComplete);
-        assert_eq!(migration_gate("1", None, &[]), MigrationGate::AllComplete);
+        assert_eq!(
+            migration_gate("1", None, &done, true),
+            MigrationGate::AllComplete
+        );
+        assert_eq!(
+            migration_gate("1", None, &[], true),
+            MigrationGate::AllComplete
+        );
+        assert_eq!(
+            migration_gate("1", None, &[], false),
+            MigrationGate::Pending
+        );
         let running = [fact("a", JobState::Complete), fact("b", JobState::Running)];
-        assert_eq!(migration_gate("1", None, &running), MigrationGate::Running);
+        assert_eq!(
+            migration_gate("1", None, &running, true),
+            MigrationGate::Running
+        );
         let pending = [fact("a", JobState::Running), fact("b", JobState::Missing)];
-        assert_eq!(migration_gate("1", None, &pending), MigrationGate::Pending);
+        assert_eq!(
+            migration_gate("1", None, &pending, true),
+            MigrationGate::Pending
+        );
     }
 
     #[test]
@@ -189,7 +221,7 @@ mod tests {
 
         let failed = Gates {
             infra_ready: true,
-            migrations: migration_gate("1", None, &[fact("a", failed())]),
+            migrations: migration_gate("1", None, &[fact("a", failed())], true),
         };
         assert!(!failed.open(Phase::Migrations) && !failed.open(Phase::Applications));
 

@@ -164,9 +164,10 @@ async fn apply_inner(
         .as_ref()
         .and_then(|w| w.migration.as_ref())
         .and_then(|m| m.last_success_version.as_deref());
+    let infra_ready = facts.missing_secrets.is_empty();
     let gates = Gates {
-        infra_ready: facts.missing_secrets.is_empty(),
-        migrations: migration_gate(&version, last_success, &jobs),
+        infra_ready,
+        migrations: migration_gate(&version, last_success, &jobs, infra_ready),
     };
 
     // 5. Apply, phase by phase (objects come sorted by phase).
