@@ -621,3 +621,83 @@ async fn delete_with_purge_removes_generated_secrets() {
     running.shutdown().await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn prunes_only_its_own_unrendered_objects_and_copies_the_license() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let ns = wandb_testkit::namespace("ctrl-prune").await;
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let cms: Api<ConfigMap> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    let name = "wb";
+    let labels = format!(
+        "{{{}: {name}, {}: {}}}",
+        names::INSTANCE_LABEL,
+        names::MANAGED_BY_LABEL,
+        names::MANAGED_BY
+    );
+    ns.apply_yaml(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: stale, labels: {labels}}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: kept-retained, labels: {labels}, \
+         annotations: {{{}: \"true\"}}}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: kept-other-instance, labels: \
+         {{{}: other, {}: {}}}}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: kept-unmanaged, labels: {{{}: {name}}}}}\n",
+        names::RETAIN_ANNOTATION,
+        names::INSTANCE_LABEL,
+        names::MANAGED_BY_LABEL,
+        names::MANAGED_BY,
+        names::INSTANCE_LABEL,
+    ))
+    .await;
+    let yaml = format!(
+        "{}    license: first-license\n",
+        cr_yaml(name, &fixtures(), "0.84.0")
+    );
+    ns.apply_yaml(&yaml).await;
+    wait_for("the stale ConfigMap to be pruned", TIMEOUT, || async {
+        Ok(cms.get_opt("stale").await?.is_none().then_some(()))
+    })
+    .await;
+    for kept in ["kept-retained", "kept-other-instance", "kept-unmanaged"] {
+        assert!(
+            cms.get_opt(kept).await.unwrap().is_some(),
+            "{kept} is not pruned"
+        );
+    }
+
+    // The license is copied into a Secret and follows the spec.
+    let license = |value: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            let list = secrets
+                .list(&ListParams::default().labels(&format!("{}={name}", names::INSTANCE_LABEL)))
+                .await?;
+            Ok(list
+                .items
+                .iter()
+                .any(|s| {
+                    s.data
+                        .as_ref()
+                        .is_some_and(|d| d.values().any(|v| v.0 == value.as_bytes()))
+                })
+                .then_some(()))
+        }
+    };
+    wait_for("the license Secret", TIMEOUT, || license("first-license")).await;
+    wb.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"wandb": {"license": "second-license"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for("the license Secret to follow the spec", TIMEOUT, || {
+        license("second-license")
+    })
+    .await;
+    running.shutdown().await;
+    ns.cleanup().await;
+}
