@@ -62,6 +62,26 @@ struct Running {
 }
 
 impl Running {
+    /// Deletes every WeightsAndBiases of the namespace while the controller still runs (its
+    /// finalizer needs it), then stops the controller and deletes the namespace.
+    async fn finish(self, ns: TestNamespace) {
+        let wb: Api<WeightsAndBiases> = ns.api();
+        wb.delete_collection(&Default::default(), &Default::default())
+            .await
+            .expect("deleting the test's WeightsAndBiases");
+        wait_for("every WeightsAndBiases to be gone", TIMEOUT, || async {
+            Ok(wb
+                .list(&Default::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        })
+        .await;
+        self.shutdown().await;
+        ns.cleanup().await;
+    }
+
     async fn shutdown(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
@@ -283,8 +303,7 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
         "the generated secret is never overwritten"
     );
 
-    running.shutdown().await;
-    ns.cleanup().await;
+    running.finish(ns).await;
 }
 
 #[tokio::test]
@@ -363,8 +382,7 @@ async fn repairs_drift_of_deployments() {
     .await;
     wait_ready(&wb, name).await;
 
-    running.shutdown().await;
-    ns.cleanup().await;
+    running.finish(ns).await;
 }
 
 #[tokio::test]
@@ -407,8 +425,7 @@ async fn a_bad_manifest_location_stalls_with_a_condition_and_an_event() {
             .is_empty(),
         "nothing else is created"
     );
-    running.shutdown().await;
-    ns.cleanup().await;
+    running.finish(ns).await;
 }
 
 /// Brings `name` to Ready at `version`, publishing the connection Secrets it waits for.
@@ -537,8 +554,7 @@ async fn failed_migration_stops_the_upgrade_and_a_retry_completes_it() {
     let upgraded = image_of(&deployments.get(&format!("{name}-api")).await.unwrap());
     assert!(upgraded.contains(":0.84.0"), "{upgraded}");
 
-    running.shutdown().await;
-    ns.cleanup().await;
+    running.finish(ns).await;
 }
 
 #[tokio::test]
@@ -577,8 +593,7 @@ async fn delete_detaches_generated_secrets_and_a_new_instance_reuses_them() {
         "credentials survive a re-created instance"
     );
 
-    running.shutdown().await;
-    ns.cleanup().await;
+    running.finish(ns).await;
 }
 
 #[tokio::test]
@@ -618,8 +633,7 @@ async fn delete_with_purge_removes_generated_secrets() {
         },
     )
     .await;
-    running.shutdown().await;
-    ns.cleanup().await;
+    running.finish(ns).await;
 }
 
 #[tokio::test]
@@ -698,6 +712,5 @@ async fn prunes_only_its_own_unrendered_objects_and_copies_the_license() {
         license("second-license")
     })
     .await;
-    running.shutdown().await;
-    ns.cleanup().await;
+    running.finish(ns).await;
 }

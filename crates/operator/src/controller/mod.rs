@@ -18,6 +18,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
@@ -156,7 +157,50 @@ fn error_policy(cr: Arc<WeightsAndBiases>, err: &Error, ctx: Arc<Context>) -> Ac
         retry_in = ?delay,
         "reconcile error"
     );
+    if !is_conflict(err) {
+        // Explain a stuck object in `kubectl describe` (repeats aggregate into one series).
+        let recorder = ctx.recorder.clone();
+        let reference = cr.object_ref(&());
+        let note = truncate(&format!("{err}; retrying in {}s", delay.as_secs()), 1000);
+        tokio::spawn(async move {
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "ReconcileFailed".into(),
+                note: Some(note),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::debug!(error = %e, "could not publish an event");
+            }
+        });
+    }
     Action::requeue(delay)
+}
+
+/// An optimistic-concurrency conflict: retried without telling anyone.
+fn is_conflict(err: &Error) -> bool {
+    let kube_err = match err {
+        Error::Kube(e) => Some(e),
+        Error::Finalizer(f) => match f.as_ref() {
+            kube::runtime::finalizer::Error::ApplyFailed(Error::Kube(e))
+            | kube::runtime::finalizer::Error::CleanupFailed(Error::Kube(e))
+            | kube::runtime::finalizer::Error::AddFinalizer(e)
+            | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Some(e),
+            _ => None,
+        },
+        Error::Internal(_) => None,
+    };
+    matches!(kube_err, Some(kube::Error::Api(s)) if s.code == 409)
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    let mut cut = s.len().min(max);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s[..cut].to_string()
 }
 
 /// The delay after `failures` consecutive failures (>= 1).
@@ -177,5 +221,11 @@ mod tests {
         let secs: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
         assert_eq!(backoff(100).as_secs(), 300);
+    }
+
+    #[test]
+    fn truncates_at_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
     }
 }

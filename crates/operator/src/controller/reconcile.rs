@@ -265,14 +265,7 @@ async fn write_status(
 }
 
 async fn publish(ctx: &Context, cr: &WeightsAndBiases, t: &Transition) {
-    let mut note = t.note.clone();
-    if note.len() > 1000 {
-        let mut cut = 1000;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-    }
+    let note = super::truncate(&t.note, 1000);
     let event = KubeEvent {
         type_: if t.warning {
             EventType::Warning
