@@ -59,8 +59,8 @@ pub struct Facts {
     /// Number of migration Jobs for the version.
     pub migration_count: usize,
     pub deployments: Vec<DeploymentFact>,
-    /// Generated secrets (Secret name -> key).
-    pub generated_secrets: Vec<(String, String)>,
+    /// Generated secrets: (manifest name, Secret name, key).
+    pub generated_secrets: Vec<(String, String, String)>,
 }
 
 impl Facts {
@@ -260,9 +260,9 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
     s.generated_secrets = f
         .generated_secrets
         .iter()
-        .map(|(name, key)| {
+        .map(|(manifest_name, name, key)| {
             (
-                name.clone(),
+                manifest_name.clone(),
                 SecretKeySelector {
                     name: name.clone(),
                     key: key.clone(),
@@ -431,7 +431,7 @@ mod tests {
             migrations: MigrationGate::AllComplete,
             migration_count: 3,
             deployments: vec![deployment("api", true), deployment("frontend", true)],
-            generated_secrets: vec![("w-session-key".into(), "value".into())],
+            generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
         }
     }
 
@@ -459,7 +459,8 @@ mod tests {
         let m = s.wandb.unwrap().migration.unwrap();
         assert_eq!(m.last_success_version.as_deref(), Some("0.84.0"));
         assert_eq!(s.components["api"].replicas.as_deref(), Some("1/1"));
-        assert_eq!(s.generated_secrets["w-session-key"].key, "value");
+        assert_eq!(s.generated_secrets["session-key"].name, "w-session-key");
+        assert_eq!(s.generated_secrets["session-key"].key, "value");
     }
 
     #[test]

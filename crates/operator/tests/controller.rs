@@ -232,6 +232,14 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
     assert_eq!(status.url.as_deref(), Some("http://wb.local"));
     let migration = status.wandb.unwrap().migration.unwrap();
     assert_eq!(migration.last_success_version.as_deref(), Some("0.84.0"));
+    assert!(
+        status
+            .generated_secrets
+            .values()
+            .any(|sel| sel.name == format!("{name}-session-key")),
+        "status records the generated secrets: {:?}",
+        status.generated_secrets
+    );
     assert!(!status.components.is_empty());
     assert!(status.components.values().all(|c| c.ready));
     let deps = deployments

@@ -61,7 +61,11 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 /// Loads and checks the manifest; a problem is a user-fixable value, not an error.
-fn load_manifest(location: &str, version: &str) -> Result<ServerManifest, ManifestProblem> {
+fn load_manifest(
+    field: &str,
+    location: &str,
+    version: &str,
+) -> Result<ServerManifest, ManifestProblem> {
     let problem = |e: ManifestError| {
         let reason = match &e {
             ManifestError::Incompatible { .. } | ManifestError::BadRequirement { .. } => {
@@ -75,7 +79,7 @@ fn load_manifest(location: &str, version: &str) -> Result<ServerManifest, Manife
         };
         ManifestProblem {
             reason,
-            message: format!("spec.wandb.manifestRepository {location} (version {version}): {e}"),
+            message: format!("{field} {location} (version {version}): {e}"),
         }
     };
     let manifest = ManifestLocation::parse(location)
@@ -108,13 +112,14 @@ async fn apply_inner(
     };
 
     // 1. Manifest.
-    let location = cr
-        .spec
-        .wandb
-        .manifest_repository
-        .clone()
-        .unwrap_or_else(|| ctx.default_manifest.clone());
-    let manifest = match load_manifest(&location, &version) {
+    let (location, field) = match &cr.spec.wandb.manifest_repository {
+        Some(l) => (l.clone(), "spec.wandb.manifestRepository"),
+        None => (
+            ctx.default_manifest.clone(),
+            "the default manifest (spec.wandb.manifestRepository is unset)",
+        ),
+    };
+    let manifest = match load_manifest(field, &location, &version) {
         Ok(m) => m,
         Err(p) => {
             facts.manifest = Some(p);
@@ -153,7 +158,7 @@ async fn apply_inner(
     let retained_owner = purge.then_some(&owner);
     let sf = secrets::ensure(applier, cr, &built.secrets, &owner, retained_owner).await?;
     facts.missing_secrets = sf.missing;
-    facts.generated_secrets = sf.generated;
+    facts.generated_secrets = generated_by_manifest_name(cr, &manifest, sf.generated);
 
     // 4. Gates from observed facts.
     let client = applier.client();
@@ -230,6 +235,31 @@ async fn apply_inner(
     } else {
         REQUEUE_PROGRESSING
     }))
+}
+
+/// Generated Secrets `(Secret name, key)` keyed by their manifest name (the Secret name when
+/// the manifest does not declare it).
+fn generated_by_manifest_name(
+    cr: &WeightsAndBiases,
+    manifest: &ServerManifest,
+    generated: Vec<(String, String)>,
+) -> Vec<(String, String, String)> {
+    let inst = wandb_engine::Instance::from_cr(cr).ok();
+    generated
+        .into_iter()
+        .map(|(secret, key)| {
+            let manifest_name = inst
+                .as_ref()
+                .and_then(|inst| {
+                    manifest
+                        .generated_secrets
+                        .iter()
+                        .find(|gs| wandb_engine::env::generated_secret_name(inst, gs) == secret)
+                })
+                .map_or_else(|| secret.clone(), |gs| gs.name.clone());
+            (manifest_name, secret, key)
+        })
+        .collect()
 }
 
 /// Computes the status, patches it only when it changed, and publishes transition events.
