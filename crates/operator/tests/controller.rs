@@ -722,3 +722,81 @@ async fn prunes_only_its_own_unrendered_objects_and_copies_the_license() {
     .await;
     running.finish(ns).await;
 }
+
+/// Measures time to Ready and API writes for `WANDB_TEST_INSTANCES` instances (default 3) in one
+/// namespace whose connection Secrets exist up front, then checks that a reconcile of a settled
+/// instance writes nothing. Each instance runs 13 pods of the 0.84.0 fixture and a kwok node takes
+/// 110 pods: more than 8 instances need `WANDB_CLUSTER_NODES=2 scripts/cluster.sh up`.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn measures_time_to_ready_and_writes() {
+    let n: usize = std::env::var("WANDB_TEST_INSTANCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let ns = wandb_testkit::namespace("ctrl-measure").await;
+    ns.cluster().require_ready_node().await;
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let location = fixtures();
+    let manifest = wandb_manifest::ManifestLocation::parse(&location)
+        .and_then(|l| l.load("0.84.0"))
+        .unwrap();
+    let names: Vec<String> = (0..n).map(|i| format!("wb{i}")).collect();
+    for name in &names {
+        let mut cr = wandb_operator_test_cr(name, &location);
+        cr.metadata.namespace = Some(ns.name().to_string());
+        let built = wandb_engine::plan(&cr, &manifest, None).unwrap();
+        let conns: Vec<String> = built
+            .secrets
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.source,
+                    wandb_engine::SecretSource::ManagedConnection { .. }
+                        | wandb_engine::SecretSource::ExternalConnection { .. }
+                )
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        publish_connection_secrets(&ns, &conns).await;
+    }
+    let t0 = Instant::now();
+    for name in &names {
+        ns.apply_yaml(&cr_yaml(name, &location, "0.84.0")).await;
+    }
+    for name in &names {
+        wait_ready(&wb, name).await;
+    }
+    let elapsed = t0.elapsed();
+    eprintln!("{n} instance(s): all Ready after {elapsed:?}");
+
+    // Settled: a poked reconcile writes nothing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let name = &names[0];
+    let before = running.ctx.write_history(ns.name(), name).len();
+    wb.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": "1"}}})),
+    )
+    .await
+    .unwrap();
+    let history = wait_for("a reconcile after the poke", TIMEOUT, || async {
+        let h = running.ctx.write_history(ns.name(), name);
+        Ok((h.len() > before).then_some(h))
+    })
+    .await;
+    eprintln!("{name}: writes per reconcile {history:?}");
+    assert_eq!(history.last(), Some(&0));
+    let writes = running.ctx.total_writes();
+    eprintln!(
+        "{n} instance(s): {writes} API writes in total until settled ({} per instance)",
+        writes as usize / n
+    );
+    running.finish(ns).await;
+}
+
+fn wandb_operator_test_cr(name: &str, location: &str) -> WeightsAndBiases {
+    serde_saphyr::from_str(&cr_yaml(name, location, "0.84.0")).unwrap()
+}
