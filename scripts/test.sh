@@ -9,7 +9,8 @@
 # stopped on exit, whatever happens. Exits non-zero on the first failure.
 #
 # To add a step: write a function `step_<name>` and add <name> to STEPS.
-# Environment: WANDB_TEST_CLUSTER (cluster name; default wandb-test-<pid>), CARGO_TEST_ARGS (cargo
+# Environment: WANDB_TEST_CLUSTER (cluster name; default wandb-test-<pid>, unique per run; a cluster
+# of that name that is already up is used and left running), CARGO_TEST_ARGS (cargo
 # test arguments before `--`, replacing the default `--workspace`; e.g. "-p wandb-testkit").
 # The tests see the cluster's kubeconfig in WANDB_TEST_KUBECONFIG and KUBECONFIG, and the pinned
 # kubectl and helm (scripts/build-k8s-bins.sh) first on PATH.
@@ -20,6 +21,7 @@ STEPS=(fmt clippy cluster cargo-test)
 CLUSTER="${WANDB_TEST_CLUSTER:-wandb-test-$$}"
 TMP="$(mktemp -d)"
 CLUSTER_STARTED=""
+CLUSTER_REUSED=""
 CLUSTER_PID=""
 
 say() { printf '\n==> [test.sh] %s\n' "$*" >&2; }
@@ -28,7 +30,7 @@ die() { printf '==> [test.sh] FAILED: %s\n' "$*" >&2; exit 1; }
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ -n "$CLUSTER_STARTED" ]; then
+  if [ -n "$CLUSTER_STARTED" ] && [ -z "$CLUSTER_REUSED" ]; then
     [ -z "$CLUSTER_PID" ] || wait "$CLUSTER_PID" 2>/dev/null || true
     say "stopping cluster $CLUSTER"
     scripts/cluster.sh down --name "$CLUSTER" || { echo "cluster $CLUSTER did not stop cleanly" >&2; rc=1; }
@@ -46,6 +48,10 @@ start_cluster_in_background() {
   [ -z "$CLUSTER_STARTED" ] || return 0
   CLUSTER_STARTED=1
   scripts/cluster.sh prune >&2 || true
+  if scripts/cluster.sh status --name "$CLUSTER" >/dev/null 2>&1; then
+    say "cluster $CLUSTER is already up: using it, and leaving it running"
+    CLUSTER_REUSED=1
+  fi
   scripts/cluster.sh up --name "$CLUSTER" >"$TMP/kubeconfig" 2>"$TMP/cluster-up.log" &
   CLUSTER_PID=$!
 }
