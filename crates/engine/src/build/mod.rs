@@ -45,7 +45,7 @@ impl BuildContext<'_> {
             features: self.features,
             conns: self.conns,
             view: self.view,
-            telemetry: None,
+            telemetry: self.conns.telemetry.as_ref(),
         };
         env::resolve(vars, &ctx, &mut self.warnings.borrow_mut())
     }
