@@ -25,6 +25,16 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// `wandb-operator render -f CR --manifest LOCATION`.
+fn render(cr: &Path, manifest: &str) -> Output {
+    bin()
+        .args(["render", "-f"])
+        .arg(cr)
+        .args(["--manifest", manifest])
+        .output()
+        .unwrap()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -62,12 +72,7 @@ fn crd_prints_the_committed_crd() {
 fn render_prints_objects_without_secret_values() {
     let d = tmp();
     let cr = write(&d, "wandb.yaml", GOOD);
-    let out = bin()
-        .args(["render", "-f"])
-        .arg(&cr)
-        .args(["--manifest", &fixtures()])
-        .output()
-        .unwrap();
+    let out = render(&cr, &fixtures());
     assert!(out.status.success(), "{}", stderr(&out));
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("kind: Deployment") && yaml.contains("kind: Job"));
@@ -117,12 +122,7 @@ fn a_bad_cr_names_the_file_and_the_field_and_exits_2() {
     ];
     for (name, text, field) in cases {
         let cr = write(&d, name, &text);
-        let out = bin()
-            .args(["render", "-f"])
-            .arg(&cr)
-            .args(["--manifest", &fixtures()])
-            .output()
-            .unwrap();
+        let out = render(&cr, &fixtures());
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert!(
@@ -151,13 +151,7 @@ fn a_bad_manifest_names_the_file_and_the_field_and_exits_2() {
         "0.84.0.yaml",
         "requiredOperatorVersion: ^2.0.0\napplications:\n  api:\n    containers:\n      - name: api\n        ports:\n          - containerPort: not-a-number\n",
     );
-    let out = bin()
-        .args(["render", "-f"])
-        .arg(&cr)
-        .arg("--manifest")
-        .arg(format!("file://{}", mdir.display()))
-        .output()
-        .unwrap();
+    let out = render(&cr, &format!("file://{}", mdir.display()));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -166,13 +160,7 @@ fn a_bad_manifest_names_the_file_and_the_field_and_exits_2() {
     );
 
     write(&mdir, "0.84.0.yaml", "requiredOperatorVersion: ^9.0.0\n");
-    let out = bin()
-        .args(["render", "-f"])
-        .arg(&cr)
-        .arg("--manifest")
-        .arg(format!("file://{}", mdir.display()))
-        .output()
-        .unwrap();
+    let out = render(&cr, &format!("file://{}", mdir.display()));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -180,12 +168,6 @@ fn a_bad_manifest_names_the_file_and_the_field_and_exits_2() {
         "an incompatible manifest says what it requires: {err}"
     );
 
-    let out = bin()
-        .args(["render", "-f"])
-        .arg(&cr)
-        .arg("--manifest")
-        .arg(format!("file://{}/missing", d.display()))
-        .output()
-        .unwrap();
+    let out = render(&cr, &format!("file://{}/missing", d.display()));
     assert_eq!(out.status.code(), Some(2));
 }
