@@ -4,8 +4,10 @@
 #   scripts/test.sh            # every step below, in order
 #   scripts/test.sh fmt clippy # only the named steps
 #
-# Steps: fmt, clippy, cluster (start a dedicated local control plane), cargo-test (the whole
-# workspace, `--include-ignored`, so integration tests run against that cluster). The cluster is
+# Steps: fmt, chart-crd (the chart's CRD template matches deploy/crds/), clippy, cluster (start a
+# dedicated local control plane), cargo-test (the whole workspace, `--include-ignored`, so
+# integration tests run against that cluster), helm (the chart: lint, snapshots, schema, then
+# install/uninstall on that cluster; after cargo-test, which applies the same CRD). The cluster is
 # stopped on exit, whatever happens. Exits non-zero on the first failure.
 #
 # To add a step: write a function `step_<name>` and add <name> to STEPS.
@@ -17,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-STEPS=(fmt clippy cluster cargo-test)
+STEPS=(fmt chart-crd clippy cluster cargo-test helm)
 CLUSTER="${WANDB_TEST_CLUSTER:-wandb-test-$$}"
 TMP="$(mktemp -d)"
 CLUSTER_STARTED=""
@@ -58,6 +60,8 @@ start_cluster_in_background() {
 
 step_fmt() { cargo fmt --all -- --check; }
 
+step_chart-crd() { scripts/gen-chart-crd.sh --check; }
+
 step_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 
 step_cluster() {
@@ -84,6 +88,11 @@ step_cargo-test() {
   [ -n "${WANDB_TEST_KUBECONFIG:-}" ] || die "no cluster: the cluster step must run before cargo-test"
   # shellcheck disable=SC2086
   cargo test ${CARGO_TEST_ARGS:---workspace} -- --include-ignored
+}
+
+step_helm() {
+  [ -n "${WANDB_TEST_KUBECONFIG:-}" ] || die "no cluster: the cluster step must run before helm"
+  charts/wandb-operator/tests/run.sh all
 }
 
 [ $# -eq 0 ] || STEPS=("$@")
