@@ -14,7 +14,8 @@
 #      (applied by the Rust tests) is adopted: the Helm ownership metadata is set on it first.
 #      Every object must be accepted, the Deployment must become Available (kwok), then
 #      `helm upgrade` with wandb.instance.enabled creates the sample instance (validated by the
-#      CRD's schema and CEL rules); `helm uninstall` must keep the CRD.
+#      CRD's schema and CEL rules); `helm upgrade --set crds.install=false` and `helm uninstall`
+#      must both keep the CRD.
 #   2. namespaced scope, crds.install=false (the CRD kept from 1), tests/namespaced-values.yaml
 #      with two fresh watched namespaces; Roles in each, the CRD-read ClusterRole, the instance.
 # Helm's cache/config/data homes are temporary folders.
@@ -112,7 +113,7 @@ install() {
   rel="wandb-operator-c$id" ns="chart-cluster-$id"
   CLEANUP+=("'$HELM' uninstall '$rel' -n '$ns'" "'$KUBECTL' delete namespace '$ns' --wait=false")
   if k get crd "$CRD" >/dev/null 2>&1; then
-    say "the CRD exists already (not installed by Helm): adopting it into release $rel"
+    say "the CRD exists already (applied by the Rust tests, or kept by an earlier release): adopting it into release $rel"
     k label crd "$CRD" app.kubernetes.io/managed-by=Helm --overwrite >/dev/null
     k annotate crd "$CRD" meta.helm.sh/release-name="$rel" meta.helm.sh/release-namespace="$ns" --overwrite >/dev/null
   fi
@@ -140,6 +141,11 @@ install() {
 
   say "helm upgrade $rel with the sample instance (wandb.instance.enabled=true)"
   "$HELM" upgrade "$rel" "$CHART_DIR" -n "$ns" --reuse-values --wait=false --set wandb.instance.enabled=true >&2
+  k get weightsandbiases.apps.wandb.com wandb -n "$ns" >/dev/null
+
+  say "helm upgrade $rel with crds.install=false: the CRD must stay (resource-policy keep)"
+  "$HELM" upgrade "$rel" "$CHART_DIR" -n "$ns" --reuse-values --wait=false --set crds.install=false >&2
+  k get crd "$CRD" >/dev/null 2>&1 || fail "helm upgrade --set crds.install=false deleted the CRD"
   k get weightsandbiases.apps.wandb.com wandb -n "$ns" >/dev/null
 
   say "helm uninstall $rel: the CRD must stay"
