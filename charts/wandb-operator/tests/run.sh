@@ -88,6 +88,7 @@ offline() {
   expect_invalid "logging/format" --set logging.format=xml
   expect_invalid "caCerts/certs/0" --set 'caCerts.certs[0]=not-a-pem'
   expect_invalid "leaderElection.enabled=true" --set leaderElection.enabled=false
+  expect_invalid "rbac.watchNamespaces is only for rbac.scope=namespaced" --set 'rbac.watchNamespaces={a}'
 }
 
 # expect_invalid <fragment of the error> <helm template args...>
@@ -117,8 +118,12 @@ install() {
     k label crd "$CRD" app.kubernetes.io/managed-by=Helm --overwrite >/dev/null
     k annotate crd "$CRD" meta.helm.sh/release-name="$rel" meta.helm.sh/release-namespace="$ns" --overwrite >/dev/null
   fi
+  # The release namespaces enforce the restricted Pod Security Standard: the operator Pods must
+  # be admitted under it (rollout status below).
+  k create namespace "$ns" >/dev/null
+  k label namespace "$ns" pod-security.kubernetes.io/enforce=restricted >/dev/null
   say "helm install $rel (rbac.scope=cluster, crds.install=true) into namespace $ns"
-  "$HELM" install "$rel" "$CHART_DIR" -n "$ns" --create-namespace --wait=false \
+  "$HELM" install "$rel" "$CHART_DIR" -n "$ns" --wait=false \
     --set image.repository=example.invalid/wandb-operator >&2
   k get deployment "$rel" -n "$ns" >/dev/null
   k get serviceaccount "$rel" -n "$ns" >/dev/null
@@ -161,6 +166,7 @@ install() {
   local wa="chart-ns-$id-a" wb="chart-ns-$id-b"
   CLEANUP+=("'$HELM' uninstall '$rel' -n '$ns'" "'$KUBECTL' delete namespace '$ns' '$wa' '$wb' --wait=false")
   k create namespace "$ns" >/dev/null
+  k label namespace "$ns" pod-security.kubernetes.io/enforce=restricted >/dev/null
   k create namespace "$wa" >/dev/null
   k create namespace "$wb" >/dev/null
   k create secret generic proxy-credentials -n "$ns" --from-literal=HTTPS_PROXY=http://user:pw@proxy.example.com:3128 >/dev/null
