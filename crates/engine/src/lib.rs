@@ -3,6 +3,7 @@
 //! stable order, with secrets only as references. No client, no clock, no randomness: `render`,
 //! the controller, snapshot tests and benchmarks all run this same code.
 
+pub mod backends;
 mod build;
 pub mod connection;
 pub mod crview;
