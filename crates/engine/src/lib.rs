@@ -15,6 +15,7 @@ pub mod names;
 pub mod needs;
 pub mod render;
 
+pub use backends::{Backend, InfraPlan, Observed, Readiness};
 pub use build::{BACKOFF_LIMIT, Built, MIGRATION_LABEL, ca_config_map, job_name};
 pub use connection::{ConnValue, Connection, Connections, ServiceKind};
 pub use desired::{DesiredObject, Phase, SecretSource, SecretSpec};
