@@ -170,7 +170,7 @@ need_go
 mkdir -p "$BIN_ROOT"
 exec 8>"$BIN_ROOT/.build.lock"
 flock 8 || { log "cannot lock $BIN_ROOT/.build.lock"; exit 1; }
-avail_kb="$(df -Pk "$(go env GOCACHE | xargs dirname)" | awk 'NR==2{print $4}')"
+avail_kb="$(df -Pk "$BIN_ROOT" 2>/dev/null | awk 'NR==2{print $4}' || true)"
 if [ "${avail_kb:-0}" -lt $((8 * 1024 * 1024)) ]; then
   log "warning: less than 8 GiB free for the Go build cache; a cold k8s build needs about 6-10 GiB"
 fi

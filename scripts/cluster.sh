@@ -127,6 +127,15 @@ stop_cluster() {
 
 KWOKCTL="$("$BUILD" --print-dir kwok)/kwokctl"
 
+show_logs() {
+  [ ! -f "$ROOT/kwokctl.log" ] || { log "--- $ROOT/kwokctl.log (tail)"; tail -n 30 "$ROOT/kwokctl.log" >&2; }
+  local f
+  for f in "$DIR"/logs/*.log; do
+    [ -f "$f" ] && { log "--- $f (tail)"; tail -n 15 "$f" >&2; }
+  done
+  return 0
+}
+
 # One `up`/`down` per cluster name at a time. fd 9 is closed for kwokctl (`9>&-`), so the
 # components it starts don't inherit the lock.
 lock() { mkdir -p "$CACHE/clusters"; exec 9>"$CACHE/clusters/.$NAME.lock"; flock 9; }
@@ -164,28 +173,26 @@ options:
 EOF
     start=$SECONDS
     log "cluster $NAME: starting (state in $ROOT)"
+    # From here on, a failure shows the logs and stops whatever was started.
+    UP_OK=""
+    trap '[ -n "$UP_OK" ] || { show_logs; log "up failed: stopping cluster $NAME"; stop_cluster || true; }' EXIT
     # kwokctl finds kubectl on PATH first: make it ours.
     mkdir -p "$ROOT/path"; ln -sf "$KUBECTL" "$ROOT/path/kubectl"
-    if ! PATH="$ROOT/path:$PATH" "$KWOKCTL" -c "$ROOT/kwokctl.yaml" create cluster --name "$NAME" \
-        --runtime binary --kubeconfig "" --wait "${UP_TIMEOUT}s" </dev/null >>"$ROOT/kwokctl.log" 2>&1 9>&-; then
-      tail -n 30 "$ROOT/kwokctl.log" >&2 || true
-      for f in "$DIR"/logs/*.log; do [ -f "$f" ] && { log "--- $f (tail)"; tail -n 15 "$f" >&2; }; done
-      stop_cluster || true
-      die "kwokctl create cluster failed (output above)"
-    fi
+    PATH="$ROOT/path:$PATH" "$KWOKCTL" -c "$ROOT/kwokctl.yaml" create cluster --name "$NAME" \
+      --runtime binary --kubeconfig "" --wait "${UP_TIMEOUT}s" </dev/null >>"$ROOT/kwokctl.log" 2>&1 9>&- \
+      || die "kwokctl create cluster failed"
     # Offline: nothing may have been fetched.
     if grep -Eiq 'download|https?://(dl\.k8s\.io|github\.com)' "$ROOT/kwokctl.log"; then
-      grep -Ei 'download|https?://' "$ROOT/kwokctl.log" >&2 || true
-      stop_cluster || true
       die "kwokctl tried to download something; every binary must be a local path"
     fi
     "$KWOKCTL" --name "$NAME" scale node --replicas "$NODES" </dev/null >>"$ROOT/kwokctl.log" 2>&1 9>&- \
-      || { tail -n 20 "$ROOT/kwokctl.log" >&2; die "kwokctl scale node failed"; }
+      || die "kwokctl scale node failed"
     wait_until "the API to be ready" kc get --raw /readyz
     wait_until "$NODES node(s) to be Ready" \
       bash -c '[ "$("$0" --kubeconfig "$1" get nodes -o jsonpath="{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\n\"}{end}" | grep -c True)" -ge "$2" ]' \
       "$KUBECTL" "$KUBECONFIG_PATH" "$NODES"
     wait_until "the default ServiceAccount" kc -n default get serviceaccount default
+    UP_OK=1
     log "cluster $NAME is up in $((SECONDS - start))s at $(api_server)"
     echo "$KUBECONFIG_PATH"
     ;;

@@ -4,22 +4,26 @@
 #   scripts/test.sh            # every step below, in order
 #   scripts/test.sh fmt clippy # only the named steps
 #
-# Steps: fmt, clippy, cluster (start a dedicated local control plane), cargo-test (the whole
-# workspace, `--include-ignored`, so integration tests run against that cluster). The cluster is
+# Steps: fmt, chart-crd (the chart's CRD template matches deploy/crds/), clippy, cluster (start a
+# dedicated local control plane), cargo-test (the whole workspace, `--include-ignored`, so
+# integration tests run against that cluster), helm (the chart: lint, snapshots, schema, then
+# install/uninstall on that cluster; after cargo-test, which applies the same CRD). The cluster is
 # stopped on exit, whatever happens. Exits non-zero on the first failure.
 #
 # To add a step: write a function `step_<name>` and add <name> to STEPS.
-# Environment: WANDB_TEST_CLUSTER (cluster name; default wandb-test-<pid>), CARGO_TEST_ARGS (cargo
+# Environment: WANDB_TEST_CLUSTER (cluster name; default wandb-test-<pid>, unique per run; a cluster
+# of that name that is already up is used and left running), CARGO_TEST_ARGS (cargo
 # test arguments before `--`, replacing the default `--workspace`; e.g. "-p wandb-testkit").
 # The tests see the cluster's kubeconfig in WANDB_TEST_KUBECONFIG and KUBECONFIG, and the pinned
 # kubectl and helm (scripts/build-k8s-bins.sh) first on PATH.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-STEPS=(fmt clippy cluster cargo-test)
+STEPS=(fmt chart-crd clippy cluster cargo-test helm)
 CLUSTER="${WANDB_TEST_CLUSTER:-wandb-test-$$}"
 TMP="$(mktemp -d)"
 CLUSTER_STARTED=""
+CLUSTER_REUSED=""
 CLUSTER_PID=""
 
 say() { printf '\n==> [test.sh] %s\n' "$*" >&2; }
@@ -28,7 +32,7 @@ die() { printf '==> [test.sh] FAILED: %s\n' "$*" >&2; exit 1; }
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ -n "$CLUSTER_STARTED" ]; then
+  if [ -n "$CLUSTER_STARTED" ] && [ -z "$CLUSTER_REUSED" ]; then
     [ -z "$CLUSTER_PID" ] || wait "$CLUSTER_PID" 2>/dev/null || true
     say "stopping cluster $CLUSTER"
     scripts/cluster.sh down --name "$CLUSTER" || { echo "cluster $CLUSTER did not stop cleanly" >&2; rc=1; }
@@ -46,11 +50,17 @@ start_cluster_in_background() {
   [ -z "$CLUSTER_STARTED" ] || return 0
   CLUSTER_STARTED=1
   scripts/cluster.sh prune >&2 || true
+  if scripts/cluster.sh status --name "$CLUSTER" >/dev/null 2>&1; then
+    say "cluster $CLUSTER is already up: using it, and leaving it running"
+    CLUSTER_REUSED=1
+  fi
   scripts/cluster.sh up --name "$CLUSTER" >"$TMP/kubeconfig" 2>"$TMP/cluster-up.log" &
   CLUSTER_PID=$!
 }
 
 step_fmt() { cargo fmt --all -- --check; }
+
+step_chart-crd() { scripts/gen-chart-crd.sh --check; }
 
 step_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 
@@ -78,6 +88,11 @@ step_cargo-test() {
   [ -n "${WANDB_TEST_KUBECONFIG:-}" ] || die "no cluster: the cluster step must run before cargo-test"
   # shellcheck disable=SC2086
   cargo test ${CARGO_TEST_ARGS:---workspace} -- --include-ignored
+}
+
+step_helm() {
+  [ -n "${WANDB_TEST_KUBECONFIG:-}" ] || die "no cluster: the cluster step must run before helm"
+  charts/wandb-operator/tests/run.sh all
 }
 
 [ $# -eq 0 ] || STEPS=("$@")

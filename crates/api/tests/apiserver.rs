@@ -82,16 +82,26 @@ fn setup() {
         None,
     )
     .unwrap_or_else(|e| panic!("the API server refuses the CRD:\n{e}"));
-    kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            &format!("crd/{CRD}"),
-        ],
-        None,
-    )
-    .unwrap_or_else(|e| panic!("the CRD is not established:\n{e}"));
+    // `kubectl wait` fails outright while the new CRD has no status yet, so poll instead.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let established = kubectl(
+            &[
+                "get",
+                &format!("crd/{CRD}"),
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+            ],
+            None,
+        );
+        match established {
+            Ok(s) if s.trim() == "True" => break,
+            other if std::time::Instant::now() > deadline => {
+                panic!("the CRD is not established after 60 s: {other:?}")
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
     let namespace = serde_json::json!({
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}
     });

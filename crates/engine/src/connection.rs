@@ -123,10 +123,12 @@ pub fn normalize_field(field: &str) -> String {
     }
 }
 
-/// Every connection of an instance, keyed by service kind and instance name.
+/// Every connection of an instance, keyed by service kind and instance name, plus the telemetry
+/// settings (`OTEL_*` endpoints, exporters, `GORILLA_TRACER`, ...) that `telemetry` sources read.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Connections {
     pub map: BTreeMap<(ServiceKind, String), Connection>,
+    pub telemetry: Option<Connection>,
 }
 
 impl Connections {
@@ -142,15 +144,46 @@ impl Connections {
         for (key, conn) in other.map {
             self.map.entry(key).or_default().values.extend(conn.values);
         }
+        if let Some(t) = other.telemetry {
+            self.telemetry
+                .get_or_insert_with(Connection::default)
+                .values
+                .extend(t.values);
+        }
     }
 
-    /// Parses a connections file: `{mysql: {default: {url: ..., host: ...}}, objectStore: ...}`,
-    /// where each value is a literal or `{secretKeyRef: {name, key}}`.
+    /// Parses a connections file: `{mysql: {default: {url: ..., host: ...}}, objectStore: ...,
+    /// telemetry: {tracesEndpoint: ...}}`, where each value is a literal or
+    /// `{secretKeyRef: {name, key}}`.
     pub fn from_yaml(text: &str) -> Result<Self, String> {
-        let parsed: BTreeMap<ServiceKind, BTreeMap<String, Connection>> =
-            serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
-        let mut out = Connections::default();
-        for (kind, instances) in parsed {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        struct File {
+            #[serde(default)]
+            mysql: BTreeMap<String, Connection>,
+            #[serde(default)]
+            redis: BTreeMap<String, Connection>,
+            #[serde(default)]
+            object_store: BTreeMap<String, Connection>,
+            #[serde(default)]
+            clickhouse: BTreeMap<String, Connection>,
+            #[serde(default)]
+            kafka: BTreeMap<String, Connection>,
+            #[serde(default)]
+            telemetry: Option<Connection>,
+        }
+        let file: File = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        let mut out = Connections {
+            telemetry: file.telemetry,
+            ..Default::default()
+        };
+        for (kind, instances) in [
+            (ServiceKind::Mysql, file.mysql),
+            (ServiceKind::Redis, file.redis),
+            (ServiceKind::ObjectStore, file.object_store),
+            (ServiceKind::Clickhouse, file.clickhouse),
+            (ServiceKind::Kafka, file.kafka),
+        ] {
             for (instance, conn) in instances {
                 out.map.insert((kind, instance), conn);
             }

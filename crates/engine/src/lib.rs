@@ -3,6 +3,7 @@
 //! stable order, with secrets only as references. No client, no clock, no randomness: `render`,
 //! the controller, snapshot tests and benchmarks all run this same code.
 
+pub mod backends;
 mod build;
 pub mod connection;
 pub mod crview;
@@ -14,6 +15,7 @@ pub mod names;
 pub mod needs;
 pub mod render;
 
+pub use backends::{Backend, InfraPlan, Observed, Readiness};
 pub use build::{BACKOFF_LIMIT, Built, MIGRATION_LABEL, ca_config_map, job_name};
 pub use connection::{ConnValue, Connection, Connections, ServiceKind};
 pub use desired::{DesiredObject, Phase, SecretSource, SecretSpec};

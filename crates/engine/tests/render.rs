@@ -165,7 +165,11 @@ fn each_enabled_app_is_one_deployment_and_env_is_fully_resolved() {
                 "{source} {version}: no Deployment beyond the enabled apps"
             );
             assert_eq!(
-                objects_of(&built, "Job").len(),
+                built
+                    .objects
+                    .iter()
+                    .filter(|o| o.kind == "Job" && o.phase == wandb_engine::Phase::Migrations)
+                    .count(),
                 m.migrations.len(),
                 "one Job per migration"
             );
@@ -312,4 +316,269 @@ fn xxlarge_uses_the_manifests_2xlarge_sizing() {
         api(&xx)["spec"]["template"]["spec"]["containers"][0]["resources"]
     );
     assert!(got.get("limits").is_none());
+}
+
+/// Every container (and init container) of every pod template, with the owning object's name.
+fn all_containers(built: &Built) -> Vec<(String, &Value)> {
+    let mut out = Vec::new();
+    for o in &built.objects {
+        let pod = match o.kind.as_str() {
+            "Deployment" | "Job" | "StatefulSet" => &o.object["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        for c in pod["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(pod["initContainers"].as_array().into_iter().flatten())
+        {
+            out.push((o.name.clone(), c));
+        }
+    }
+    out
+}
+
+fn infra_kinds(built: &Built) -> Vec<&'static str> {
+    built.infra.iter().map(|p| p.kind.key()).collect()
+}
+
+#[test]
+fn fully_managed_render_has_one_statefulset_per_needed_service() {
+    let m = manifest("fixture", "0.84.0");
+    let built = render(&cr("0.84.0", "small", false, false), &m, None);
+    let features = m.effective_features(&BTreeMap::new());
+    let needed = wandb_engine::needs::service_kinds(&m, &features);
+    assert_eq!(needed.len(), 5, "0.84.0 reads all five kinds of service");
+    let sts = objects_of(&built, "StatefulSet");
+    assert_eq!(sts.len(), needed.len());
+    for kind in &needed {
+        let plan = built
+            .infra
+            .iter()
+            .find(|p| p.kind == *kind)
+            .unwrap_or_else(|| panic!("no infra plan for {kind:?}"));
+        assert_eq!(plan.mode, wandb_engine::Mode::Managed);
+        let name = plan.statefulset_name.as_deref().unwrap();
+        let s = sts
+            .iter()
+            .find(|s| s["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("StatefulSet {name} missing"));
+        assert_eq!(s["spec"]["replicas"], 1);
+        assert_eq!(
+            s["metadata"]["labels"]["app.kubernetes.io/component"],
+            kind.object_suffix()
+        );
+        let templates = s["spec"]["volumeClaimTemplates"].as_array().unwrap();
+        assert_eq!(templates.len(), 1, "{name}: one PVC template");
+        assert_eq!(
+            templates[0]["metadata"]["annotations"]["apps.wandb.com/retain"],
+            "true"
+        );
+        assert!(
+            templates[0]["spec"]["resources"]["requests"]["storage"]
+                .as_str()
+                .is_some_and(|q| !q.is_empty())
+        );
+        assert_eq!(
+            s["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"],
+            "Retain"
+        );
+        // Every setup Job the plan names is rendered, in the Infra phase.
+        for job in &plan.setup_jobs {
+            assert!(
+                built.objects.iter().any(|o| o.kind == "Job"
+                    && &o.name == job
+                    && o.phase == wandb_engine::Phase::Infra),
+                "setup Job {job} missing"
+            );
+        }
+        // Generated credentials are declared, retained, and never regenerated.
+        if let Some(creds) = &plan.credentials_secret {
+            let spec = built.secrets.iter().find(|s| &s.name == creds).unwrap();
+            assert!(spec.retain);
+            assert!(matches!(
+                spec.source,
+                wandb_engine::SecretSource::Generated { .. }
+            ));
+        }
+        assert!(
+            built
+                .secrets
+                .iter()
+                .any(|s| s.name == plan.connection_secret)
+        );
+    }
+    // Infra sizing: small in the fixture sets requests; limits are stripped without requireLimits.
+    let mysql = sts
+        .iter()
+        .find(|s| s["metadata"]["name"] == "wandb-mysql")
+        .unwrap();
+    let c = &mysql["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["resources"]["requests"]["memory"], "8Gi");
+    assert!(c["resources"].get("limits").is_none());
+    assert_eq!(
+        mysql["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "100Gi",
+        "manifest volumeSize for small"
+    );
+    // The manifest's Moco image is not a plain MySQL image: the pinned default is used.
+    assert_eq!(c["image"], "docker.io/library/mysql:8.4.8");
+    // Topics from the manifest, with its partition counts.
+    let topics = built
+        .objects
+        .iter()
+        .find(|o| o.kind == "Job" && o.name.starts_with("wandb-kafka-topics-"))
+        .expect("a topics Job");
+    let args = topics.object["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&Value::String("flat-run-fields-updater:96".into()))
+    );
+}
+
+#[test]
+fn no_credential_is_ever_written_as_a_literal() {
+    for (source, version) in MANIFESTS {
+        let m = manifest(source, version);
+        let built = render(&cr(version, "small", true, false), &m, None);
+        let yaml = wandb_engine::render::to_yaml(&built, "wandb");
+        for line in yaml.lines() {
+            let t = line.trim_start().trim_start_matches("- ");
+            if let Some((k, v)) = t.split_once(": ") {
+                let k = k.to_ascii_lowercase();
+                assert!(
+                    !(k.contains("password") || k.contains("secretkey") || k.contains("accesskey")),
+                    "{source} {version}: a credential-named field has a value: {line}"
+                );
+                assert!(
+                    !(k == "value" && v.to_ascii_lowercase().contains("password")),
+                    "{source} {version}: literal env value mentions a password: {line}"
+                );
+            }
+        }
+        for (owner, c) in all_containers(&built) {
+            for e in c["env"].as_array().into_iter().flatten() {
+                let name = e["name"].as_str().unwrap();
+                let upper = name.to_ascii_uppercase();
+                let credential = ["PASSWORD", "SECRET_KEY", "ACCESS_KEY", "REDISCLI_AUTH"]
+                    .iter()
+                    .any(|w| upper.contains(w));
+                let reference = ["_NAME", "_PATH", "_FILE", "_URL"]
+                    .iter()
+                    .any(|s| upper.ends_with(s));
+                if credential && !reference {
+                    assert!(
+                        e.get("value").is_none(),
+                        "{source} {version}: {owner}/{name} is a literal: {e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn builtin_manifest_needs_exactly_mysql_redis_and_an_object_store() {
+    let m = manifest("builtin", "0.84.0");
+    let built = render(&cr("0.84.0", "dev", false, false), &m, None);
+    assert_eq!(infra_kinds(&built), ["mysql", "redis", "objectStore"]);
+    let mut sts: Vec<&str> = objects_of(&built, "StatefulSet")
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap())
+        .collect();
+    sts.sort_unstable();
+    assert_eq!(sts, ["wandb-mysql", "wandb-objectstore", "wandb-redis"]);
+    let jobs: Vec<&String> = built.infra.iter().flat_map(|p| &p.setup_jobs).collect();
+    assert_eq!(jobs.len(), 1, "only the bucket Job");
+    assert!(jobs[0].starts_with("wandb-objectstore-bucket-"));
+}
+
+#[test]
+fn external_services_get_no_objects_and_their_certificates_are_mounted() {
+    let version = "0.84.0";
+    let m = manifest("fixture", version);
+    let mut c = cr(version, "small", false, true);
+    let mysql = c
+        .spec
+        .mysql
+        .as_mut()
+        .unwrap()
+        .get_mut("default")
+        .unwrap()
+        .external_mysql
+        .as_mut()
+        .unwrap();
+    let sel = |key: &str| k8s_openapi::api::core::v1::SecretKeySelector {
+        name: "db-tls".into(),
+        key: key.into(),
+        optional: None,
+    };
+    mysql.tls = Some(sel("tls"));
+    mysql.ssl_ca = Some(sel("ca.crt"));
+    mysql.ssl_cert = Some(sel("tls.crt"));
+    mysql.ssl_key = Some(sel("tls.key"));
+    c.spec
+        .redis
+        .as_mut()
+        .unwrap()
+        .get_mut("default")
+        .unwrap()
+        .external_redis
+        .as_mut()
+        .unwrap()
+        .ssl_ca = Some(sel("redis-ca.crt"));
+    let built = render(&c, &m, Some(&external_connections()));
+    assert!(
+        built
+            .objects
+            .iter()
+            .all(|o| o.phase != wandb_engine::Phase::Infra),
+        "external services build no objects"
+    );
+    assert!(
+        built
+            .infra
+            .iter()
+            .all(|p| p.mode == wandb_engine::Mode::External
+                && p.statefulset_name.is_none()
+                && p.setup_jobs.is_empty())
+    );
+    let expected = [
+        ("/etc/ssl/certs/mysql_ca.pem", "ca.crt"),
+        ("/etc/ssl/certs/mysql_ssl_cert.pem", "tls.crt"),
+        ("/etc/ssl/certs/mysql_ssl_key.pem", "tls.key"),
+        ("/etc/ssl/certs/redis_ca.pem", "redis-ca.crt"),
+    ];
+    let mut pods = 0;
+    for o in &built.objects {
+        if !matches!(o.kind.as_str(), "Deployment" | "Job") {
+            continue;
+        }
+        pods += 1;
+        let pod = &o.object["spec"]["template"]["spec"];
+        for (path, key) in expected {
+            let file = path.rsplit('/').next().unwrap();
+            let volume = pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["secret"]["items"][0]["path"] == file)
+                .unwrap_or_else(|| panic!("{}: no volume for {file}", o.name));
+            assert_eq!(volume["secret"]["secretName"], "db-tls");
+            assert_eq!(volume["secret"]["items"][0]["key"], key);
+            for c in pod["containers"].as_array().unwrap() {
+                let m = c["volumeMounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["mountPath"] == path)
+                    .unwrap_or_else(|| panic!("{}: {path} not mounted", o.name));
+                assert_eq!(m["subPath"], file);
+                assert_eq!(m["name"], volume["name"]);
+                assert_eq!(m["readOnly"], true);
+            }
+        }
+    }
+    assert!(pods > 0);
 }

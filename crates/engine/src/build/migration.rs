@@ -47,6 +47,8 @@ pub fn build(
     )?;
     let mut env = ctx.env_for(&ctx.manifest.migration_env(name).unwrap_or_default());
     pod::add_custom_ca(ctx.cr, inst, &mut mounts, &mut env);
+    // Certificates external services' URLs name (ssl-ca=/etc/ssl/certs/mysql_ca.pem, ...).
+    crate::backends::certs::add_to_pod(ctx.cr, inst, &mut mounts);
     env.extend(ctx.proxy_env.iter().cloned());
 
     let container = Container {

@@ -3,7 +3,7 @@
 mod app;
 mod migration;
 mod networking;
-mod pod;
+pub(crate) mod pod;
 mod probes;
 mod rbac;
 
@@ -18,10 +18,11 @@ use wandb_manifest::ServerManifest;
 pub use migration::{BACKOFF_LIMIT, MIGRATION_LABEL, job_name};
 pub use pod::{ca_config_map, proxy_env as proxy_env_for};
 
+use crate::backends::{self, InfraContext, InfraPlan};
 use crate::connection::Connections;
 use crate::desired::{DesiredObject, Phase, SecretSource, SecretSpec};
 use crate::env::{self, EnvContext};
-use crate::instance::{Instance, Mode};
+use crate::instance::Instance;
 use crate::{EngineError, crview, names};
 
 /// What build reads, resolved once per render.
@@ -45,7 +46,7 @@ impl BuildContext<'_> {
             features: self.features,
             conns: self.conns,
             view: self.view,
-            telemetry: None,
+            telemetry: self.conns.telemetry.as_ref(),
         };
         env::resolve(vars, &ctx, &mut self.warnings.borrow_mut())
     }
@@ -57,6 +58,9 @@ pub struct Built {
     pub objects: Vec<DesiredObject>,
     pub secrets: Vec<SecretSpec>,
     pub warnings: Vec<String>,
+    /// One entry per backing-service instance (managed and external), in (kind, instance)
+    /// order: the names the controller gates readiness on.
+    pub infra: Vec<InfraPlan>,
 }
 
 pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
@@ -122,16 +126,24 @@ pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
+    let infra = backends::build(&InfraContext {
+        cr: ctx.cr,
+        inst,
+        manifest: ctx.manifest,
+        features: ctx.features,
+    });
+    objects.extend(infra.objects);
     objects.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     Ok(Built {
         objects,
-        secrets: secret_specs(ctx),
+        secrets: secret_specs(ctx, infra.secrets),
         warnings: ctx.warnings.borrow().clone(),
+        infra: infra.plans,
     })
 }
 
 /// Secrets whose values the controller creates.
-fn secret_specs(ctx: &BuildContext) -> Vec<SecretSpec> {
+fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
     let inst = ctx.inst;
     let mut out = Vec::new();
     for gs in &ctx.manifest.generated_secrets {
@@ -168,32 +180,8 @@ fn secret_specs(ctx: &BuildContext) -> Vec<SecretSpec> {
             retain: false,
         });
     }
-    for ((kind, instance), mode) in &inst.services {
-        let service = kind.key().to_string();
-        let instance = instance.clone();
-        let (source, retain) = match mode {
-            Mode::Managed => (
-                SecretSource::ManagedConnection {
-                    service,
-                    instance: instance.clone(),
-                },
-                true,
-            ),
-            Mode::External => (
-                SecretSource::ExternalConnection {
-                    service,
-                    instance: instance.clone(),
-                },
-                false,
-            ),
-        };
-        out.push(SecretSpec {
-            name: inst.connection_secret(*kind, &instance),
-            keys: kind.fields().iter().map(|f| (*f).to_string()).collect(),
-            source,
-            retain,
-        });
-    }
+    // Backing services: connection Secrets and generated credentials.
+    out.extend(infra);
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }

@@ -1,0 +1,1070 @@
+//! Connection URLs exactly as W&B images read them, and the field map every connection Secret
+//! publishes. Pure: the controller reads the user's Secret values (external) or the generated
+//! credentials (managed), fills [`ConnInputs`] and writes [`connection_secret_data`]'s result.
+//!
+//! Encoding: credentials in the userinfo and every query value are percent-encoded with an
+//! explicit set that keeps only RFC 3986 unreserved characters (`A-Za-z0-9-._~`) as they are;
+//! non-ASCII text is encoded as its UTF-8 bytes. Query values also keep `/` (file paths such as
+//! `ssl-ca=/etc/ssl/certs/mysql_ca.pem` read as written). Host names are validated, not encoded.
+//!
+//! Forms (see reference/wandb-helm-terraform.md §1.4 and wandb-operator.md §4):
+//!
+//! | kind | URL |
+//! |---|---|
+//! | MySQL | `mysql://user:pass@host:port/db[?tls=..][&ssl-ca=..][&ssl-cert=..][&ssl-key=..]` |
+//! | Redis | `redis://[:pass@]host:port?ttlInSeconds=604800[&tls=true][&caCertPath=..][&master=..][&<params>]` |
+//! | S3-compatible | `s3://[ak:sk@]host[:port]/bucket[/path][?region=..][&tls=..]&forcePathStyle=..` |
+//! | AWS S3 | `s3://[ak:sk@]bucket[/path][?region=..]` |
+//! | GCS | `gs://bucket[/path]` |
+//! | Azure | `az://[:key@]account/container[/path]` (account = access key) |
+//! | ClickHouse | `clickhouse://user:pass@host:tcpport/db[?tls=..]` |
+//! | Kafka | `kafka://[user:pass@]host:port[?tls=true][&saslMechanism=..]` |
+//!
+//! Redis puts the password in the password slot (`:pass@`); the official operator puts it in the
+//! user slot (§9.9). Kafka's `tls` and `saslMechanism` parameter names are this operator's choice
+//! (no W&B document names them); the W&B images take the SASL user and password from the
+//! userinfo.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::connection::ServiceKind;
+
+/// Everything except RFC 3986 unreserved characters is encoded.
+pub const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Query values and path segments: unreserved characters and `/` stay as written.
+const QUERY_VALUE: &AsciiSet = &UNRESERVED.remove(b'/');
+
+/// Where CA, client certificate and client key files are mounted in app and migration pods.
+pub const CERTS_DIR: &str = "/etc/ssl/certs";
+
+/// Redis keys' time to live, as the chart sets it.
+pub const REDIS_TTL_SECONDS: &str = "604800";
+
+/// Endpoint domains of CoreWeave object storage (virtual-host addressing, no path style).
+pub const COREWEAVE_DOMAINS: [&str; 3] = ["cwobject.com", "cwlota.com", "coreweave.com"];
+
+/// Default CoreWeave endpoint when the provider is `coreweave` and no endpoint is given.
+pub const COREWEAVE_ENDPOINT: &str = "cwobject.com";
+
+/// Percent-encodes a credential (userinfo) or any text that must stay opaque.
+pub fn encode(raw: &str) -> String {
+    utf8_percent_encode(raw, UNRESERVED).to_string()
+}
+
+fn encode_value(raw: &str) -> String {
+    utf8_percent_encode(raw, QUERY_VALUE).to_string()
+}
+
+/// A file a connection URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertRole {
+    Ca,
+    Cert,
+    Key,
+}
+
+/// File name of a mounted certificate: `mysql_ca.pem`, `mysql_ssl_cert.pem`, `mysql_ssl_key.pem`,
+/// `redis_ca.pem` for the `default` instance; other instances insert their name
+/// (`mysql_runs_ca.pem`) so two instances never share a path.
+pub fn cert_file(kind: ServiceKind, instance: &str, role: CertRole) -> String {
+    let prefix = match kind {
+        ServiceKind::Mysql => "mysql",
+        ServiceKind::Redis => "redis",
+        ServiceKind::ObjectStore => "objectstore",
+        ServiceKind::Clickhouse => "clickhouse",
+        ServiceKind::Kafka => "kafka",
+    };
+    let role = match role {
+        CertRole::Ca => "ca",
+        CertRole::Cert => "ssl_cert",
+        CertRole::Key => "ssl_key",
+    };
+    if instance == "default" || instance.is_empty() {
+        format!("{prefix}_{role}.pem")
+    } else {
+        let inst: String = instance
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("{prefix}_{inst}_{role}.pem")
+    }
+}
+
+/// Full path of a mounted certificate (`/etc/ssl/certs/<cert_file>`).
+pub fn cert_path(kind: ServiceKind, instance: &str, role: CertRole) -> String {
+    format!("{CERTS_DIR}/{}", cert_file(kind, instance, role))
+}
+
+/// Why a URL could not be composed. Messages name fields, never values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// The values a connection is composed from, by field. Certificate fields hold only whether the
+/// user gave one (the file is mounted, its path goes into the URL).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnInputs {
+    /// Instance name (`default`, `runs`, ...): selects certificate file names.
+    pub instance: String,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub database: Option<String>,
+    /// MySQL `tls` mode; Redis/Kafka/object store/ClickHouse `true`/`false`.
+    pub tls: Option<String>,
+    pub ssl_ca: bool,
+    pub ssl_cert: bool,
+    pub ssl_key: bool,
+    /// Redis sentinel master name.
+    pub sentinel_master: Option<String>,
+    /// Extra Redis URL parameters.
+    pub params: BTreeMap<String, String>,
+    /// Object store: `s3` (default), `gcs`, `azure`, `coreweave`.
+    pub provider: Option<String>,
+    pub endpoint: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub bucket: Option<String>,
+    pub path: Option<String>,
+    pub region: Option<String>,
+    pub kms_key: Option<String>,
+    pub force_path_style: Option<String>,
+    /// ClickHouse.
+    pub http_port: Option<String>,
+    pub tcp_port: Option<String>,
+    pub replicated: Option<String>,
+    pub cluster_name: Option<String>,
+    /// Kafka: comma-separated `host[:port]` list.
+    pub bootstrap_servers: Option<String>,
+    pub sasl_mechanism: Option<String>,
+}
+
+impl ConnInputs {
+    pub fn new(instance: &str) -> Self {
+        ConnInputs {
+            instance: instance.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Sets a field by any spelling of its name (`sslCa`, `ssl-ca`, `tlsEnabled`, `username`,
+    /// `bootstrapServers`, ...): what the controller calls for each user Secret value it read.
+    /// Empty values count as unset. Returns false for an unknown field.
+    pub fn set(&mut self, field: &str, value: &str) -> bool {
+        let f = crate::connection::normalize_field(field);
+        let v = (!value.is_empty()).then(|| value.to_string());
+        let slot = match f.as_str() {
+            "host" => &mut self.host,
+            "port" => &mut self.port,
+            "user" => &mut self.user,
+            "password" => &mut self.password,
+            "database" => &mut self.database,
+            "tls" | "tlsenabled" => &mut self.tls,
+            "sslca" | "cacert" => {
+                self.ssl_ca = v.is_some();
+                return true;
+            }
+            "sslcert" => {
+                self.ssl_cert = v.is_some();
+                return true;
+            }
+            "sslkey" => {
+                self.ssl_key = v.is_some();
+                return true;
+            }
+            "sentinelmaster" | "master" => &mut self.sentinel_master,
+            "provider" => &mut self.provider,
+            "endpoint" => &mut self.endpoint,
+            "accesskey" => &mut self.access_key,
+            "secretkey" => &mut self.secret_key,
+            "bucket" => &mut self.bucket,
+            "path" => &mut self.path,
+            "region" => &mut self.region,
+            "kmskey" => &mut self.kms_key,
+            "forcepathstyle" => &mut self.force_path_style,
+            "httpport" => &mut self.http_port,
+            "tcpport" => &mut self.tcp_port,
+            "replicated" => &mut self.replicated,
+            "clustername" => &mut self.cluster_name,
+            "bootstrapservers" => &mut self.bootstrap_servers,
+            "saslmechanism" => &mut self.sasl_mechanism,
+            _ => return false,
+        };
+        *slot = v;
+        true
+    }
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn require<'a>(v: &'a Option<String>, field: &'static str) -> Result<&'a str, UrlError> {
+    non_empty(v).ok_or(UrlError::Missing(field))
+}
+
+fn check_host(host: &str, field: &'static str) -> Result<(), UrlError> {
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || "/@?#\\".contains(c))
+    {
+        return Err(UrlError::Invalid {
+            field,
+            reason: "must be a host name or address, without scheme, path or credentials".into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_port(port: &str, field: &'static str) -> Result<u16, UrlError> {
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(UrlError::Invalid {
+            field,
+            reason: "must be a port number between 1 and 65535".into(),
+        }),
+    }
+}
+
+fn host_port(
+    i: &ConnInputs,
+    port_field: &Option<String>,
+    default_port: u16,
+) -> Result<(String, u16), UrlError> {
+    let host = require(&i.host, "host")?;
+    check_host(host, "host")?;
+    let port = match non_empty(port_field) {
+        Some(p) => check_port(p, "port")?,
+        None => default_port,
+    };
+    Ok((host.to_string(), port))
+}
+
+fn truthy(v: &Option<String>) -> Option<bool> {
+    non_empty(v).map(|s| matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+/// `user:pass@` (each percent-encoded); `:pass@` without a user; empty without either.
+fn userinfo(user: Option<&str>, password: Option<&str>) -> String {
+    match (user, password) {
+        (None, None) => String::new(),
+        (Some(u), None) => format!("{}@", encode(u)),
+        (u, Some(p)) => format!("{}:{}@", encode(u.unwrap_or("")), encode(p)),
+    }
+}
+
+fn query(params: &[(String, String)]) -> String {
+    let parts: Vec<String> = params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{}={}", encode(k), encode_value(v)))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// `seg1/seg2` with each segment encoded; leading/trailing slashes dropped.
+fn path_segments(raw: &str) -> String {
+    raw.split('/')
+        .filter(|s| !s.is_empty())
+        .map(encode)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `mysql://user:pass@host:port/db?tls=..&ssl-ca=..&ssl-cert=..&ssl-key=..`.
+pub fn mysql_url(i: &ConnInputs) -> Result<String, UrlError> {
+    let (host, port) = host_port(i, &i.port, 3306)?;
+    let user = require(&i.user, "user")?;
+    let database = require(&i.database, "database")?;
+    let mut params = Vec::new();
+    if let Some(tls) = non_empty(&i.tls) {
+        params.push(("tls".to_string(), tls.to_string()));
+    }
+    for (set, key, role) in [
+        (i.ssl_ca, "ssl-ca", CertRole::Ca),
+        (i.ssl_cert, "ssl-cert", CertRole::Cert),
+        (i.ssl_key, "ssl-key", CertRole::Key),
+    ] {
+        if set {
+            params.push((
+                key.to_string(),
+                cert_path(ServiceKind::Mysql, &i.instance, role),
+            ));
+        }
+    }
+    Ok(format!(
+        "mysql://{}{host}:{port}/{}{}",
+        userinfo(Some(user), non_empty(&i.password)),
+        encode(database),
+        query(&params)
+    ))
+}
+
+/// `redis://[:pass@]host:port?ttlInSeconds=604800[&tls=true][&caCertPath=..][&master=..][&..]`.
+/// `tls=true` is added when asked for or when a CA is given; user `params` come last (sorted)
+/// and may override `ttlInSeconds`; empty values are dropped.
+pub fn redis_url(i: &ConnInputs) -> Result<String, UrlError> {
+    let default_port = if non_empty(&i.sentinel_master).is_some() {
+        26379
+    } else {
+        6379
+    };
+    let (host, port) = host_port(i, &i.port, default_port)?;
+    let mut params = vec![(
+        "ttlInSeconds".to_string(),
+        i.params
+            .get("ttlInSeconds")
+            .cloned()
+            .unwrap_or_else(|| REDIS_TTL_SECONDS.into()),
+    )];
+    if truthy(&i.tls) == Some(true) || i.ssl_ca {
+        params.push(("tls".into(), "true".into()));
+    }
+    if i.ssl_ca {
+        params.push((
+            "caCertPath".into(),
+            cert_path(ServiceKind::Redis, &i.instance, CertRole::Ca),
+        ));
+    }
+    if let Some(m) = non_empty(&i.sentinel_master) {
+        params.push(("master".into(), m.to_string()));
+    }
+    for (k, v) in &i.params {
+        if matches!(k.as_str(), "ttlInSeconds" | "tls" | "caCertPath" | "master") {
+            if k != "ttlInSeconds" && !params.iter().any(|(pk, _)| pk == k) {
+                params.push((k.clone(), v.clone()));
+            }
+            continue;
+        }
+        params.push((k.clone(), v.clone()));
+    }
+    let auth = match non_empty(&i.password) {
+        Some(p) => format!(":{}@", encode(p)),
+        None => String::new(),
+    };
+    Ok(format!("redis://{auth}{host}:{port}{}", query(&params)))
+}
+
+/// Object-store providers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    S3,
+    Gcs,
+    Azure,
+    CoreWeave,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::S3 => "s3",
+            Provider::Gcs => "gcs",
+            Provider::Azure => "azure",
+            Provider::CoreWeave => "coreweave",
+        }
+    }
+}
+
+/// An endpoint split into (tls from its scheme, host, port).
+fn split_endpoint(raw: &str) -> (Option<bool>, String, Option<String>) {
+    let raw = raw.trim().trim_end_matches('/');
+    let (tls, rest) = if let Some(r) = raw.strip_prefix("https://") {
+        (Some(true), r)
+    } else if let Some(r) = raw.strip_prefix("http://") {
+        (Some(false), r)
+    } else {
+        (None, raw)
+    };
+    match rest.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => {
+            (tls, h.to_string(), Some(p.to_string()))
+        }
+        _ => (tls, rest.to_string(), None),
+    }
+}
+
+fn is_coreweave(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    COREWEAVE_DOMAINS
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}
+
+/// The provider: explicit (`s3`, `gcs`/`gs`, `azure`/`az`, `coreweave`/`cw`), else CoreWeave
+/// when the endpoint is a CoreWeave domain, else S3.
+pub fn provider(i: &ConnInputs) -> Result<Provider, UrlError> {
+    if let Some(p) = non_empty(&i.provider) {
+        return match p.to_ascii_lowercase().as_str() {
+            "s3" | "aws" | "minio" => Ok(Provider::S3),
+            "gcs" | "gs" | "google" => Ok(Provider::Gcs),
+            "azure" | "az" => Ok(Provider::Azure),
+            "coreweave" | "cw" => Ok(Provider::CoreWeave),
+            _ => Err(UrlError::Invalid {
+                field: "provider",
+                reason: "must be s3, gcs, azure or coreweave".into(),
+            }),
+        };
+    }
+    let coreweave = non_empty(&i.endpoint).is_some_and(|e| is_coreweave(&split_endpoint(e).1));
+    Ok(if coreweave {
+        Provider::CoreWeave
+    } else {
+        Provider::S3
+    })
+}
+
+fn bucket_and_path(i: &ConnInputs) -> Result<String, UrlError> {
+    let bucket = require(&i.bucket, "bucket")?;
+    let mut out = path_segments(bucket);
+    if out.is_empty() {
+        return Err(UrlError::Missing("bucket"));
+    }
+    if let Some(p) = non_empty(&i.path) {
+        let p = path_segments(p);
+        if !p.is_empty() {
+            out.push('/');
+            out.push_str(&p);
+        }
+    }
+    Ok(out)
+}
+
+/// The object store URL; see the module table. Access and secret key must be both set or both
+/// unset (workload identity: no userinfo).
+pub fn object_store_url(i: &ConnInputs) -> Result<String, UrlError> {
+    let ak = non_empty(&i.access_key);
+    let sk = non_empty(&i.secret_key);
+    let provider = provider(i)?;
+    let path = bucket_and_path(i)?;
+    match provider {
+        Provider::Gcs => return Ok(format!("gs://{path}")),
+        Provider::Azure => {
+            let account = ak.ok_or(UrlError::Missing("accessKey (the storage account)"))?;
+            check_host(account, "accessKey")?;
+            let auth = sk.map_or(String::new(), |k| format!(":{}@", encode(k)));
+            return Ok(format!("az://{auth}{}/{path}", encode(account)));
+        }
+        Provider::S3 | Provider::CoreWeave => {}
+    }
+    if ak.is_some() != sk.is_some() {
+        return Err(UrlError::Invalid {
+            field: "accessKey",
+            reason: "accessKey and secretKey must be both set or both unset".into(),
+        });
+    }
+    let auth = match (ak, sk) {
+        (Some(a), Some(s)) => format!("{}:{}@", encode(a), encode(s)),
+        _ => String::new(),
+    };
+    let endpoint = non_empty(&i.endpoint).or(if provider == Provider::CoreWeave {
+        Some(COREWEAVE_ENDPOINT)
+    } else {
+        None
+    });
+    let mut params = Vec::new();
+    if let Some(r) = non_empty(&i.region) {
+        params.push(("region".to_string(), r.to_string()));
+    }
+    let Some(endpoint) = endpoint else {
+        // AWS S3: the bucket is the host.
+        return Ok(format!("s3://{auth}{path}{}", query(&params)));
+    };
+    let (scheme_tls, host, endpoint_port) = split_endpoint(endpoint);
+    check_host(&host, "endpoint")?;
+    if host.is_empty() {
+        return Err(UrlError::Missing("endpoint"));
+    }
+    let port = match non_empty(&i.port).or(endpoint_port.as_deref()) {
+        Some(p) => format!(":{}", check_port(p, "port")?),
+        None => String::new(),
+    };
+    let tls = truthy(&i.tls)
+        .or(scheme_tls)
+        .or((provider == Provider::CoreWeave).then_some(true));
+    if let Some(t) = tls {
+        params.push(("tls".into(), t.to_string()));
+    }
+    let path_style = truthy(&i.force_path_style).unwrap_or(provider != Provider::CoreWeave);
+    params.push(("forcePathStyle".into(), path_style.to_string()));
+    Ok(format!("s3://{auth}{host}{port}/{path}{}", query(&params)))
+}
+
+/// `clickhouse://user:pass@host:tcpport/db[?tls=..]` (native protocol, default port 9000,
+/// database `default`).
+pub fn clickhouse_url(i: &ConnInputs) -> Result<String, UrlError> {
+    let (host, port) = host_port(i, &i.tcp_port, 9000)?;
+    let user = require(&i.user, "user")?;
+    let database = non_empty(&i.database).unwrap_or("default");
+    let mut params = Vec::new();
+    if let Some(t) = truthy(&i.tls) {
+        params.push(("tls".to_string(), t.to_string()));
+    }
+    Ok(format!(
+        "clickhouse://{}{host}:{port}/{}{}",
+        userinfo(Some(user), non_empty(&i.password)),
+        encode(database),
+        query(&params)
+    ))
+}
+
+/// The first bootstrap server as (host, port), port 9092 when not given.
+pub fn first_bootstrap(servers: &str) -> Result<(String, u16), UrlError> {
+    let first = servers
+        .split(',')
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .ok_or(UrlError::Missing("bootstrapServers"))?;
+    let first = first
+        .strip_prefix("kafka://")
+        .or_else(|| first.strip_prefix("PLAINTEXT://"))
+        .or_else(|| first.strip_prefix("SASL_SSL://"))
+        .or_else(|| first.strip_prefix("SSL://"))
+        .unwrap_or(first);
+    let (host, port) = match first.rsplit_once(':') {
+        Some((h, p)) => (h, check_port(p, "bootstrapServers")?),
+        None => (first, 9092),
+    };
+    check_host(host, "bootstrapServers")?;
+    if host.is_empty() {
+        return Err(UrlError::Missing("bootstrapServers"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// `kafka://[user:pass@]host:port[?tls=true][&saslMechanism=..]` from the first bootstrap server
+/// (or `host`/`port`).
+pub fn kafka_url(i: &ConnInputs) -> Result<String, UrlError> {
+    let (host, port) = match non_empty(&i.bootstrap_servers) {
+        Some(s) => first_bootstrap(s)?,
+        None => host_port(i, &i.port, 9092)?,
+    };
+    let mut params = Vec::new();
+    if truthy(&i.tls) == Some(true) {
+        params.push(("tls".to_string(), "true".to_string()));
+    }
+    if let Some(m) = non_empty(&i.sasl_mechanism) {
+        params.push(("saslMechanism".into(), m.to_string()));
+    }
+    let auth = match non_empty(&i.user) {
+        Some(u) => userinfo(Some(u), non_empty(&i.password)),
+        None => String::new(),
+    };
+    Ok(format!("kafka://{auth}{host}:{port}{}", query(&params)))
+}
+
+/// The URL of a connection of `kind`.
+pub fn url(kind: ServiceKind, i: &ConnInputs) -> Result<String, UrlError> {
+    match kind {
+        ServiceKind::Mysql => mysql_url(i),
+        ServiceKind::Redis => redis_url(i),
+        ServiceKind::ObjectStore => object_store_url(i),
+        ServiceKind::Clickhouse => clickhouse_url(i),
+        ServiceKind::Kafka => kafka_url(i),
+    }
+}
+
+/// Every key a connection Secret publishes, by the normalized field names env wiring reads
+/// (`url`, `host`, `port`, `user`, `password`, `database`, `region`, `bucket`, `httpport`,
+/// `tcpport`, `replicated`, `clustername`, ...). Every field of [`ServiceKind::fields`] is always
+/// present (possibly empty) so that secretKeyRefs never miss a key; optional fields appear only
+/// when set.
+pub fn connection_secret_data(
+    kind: ServiceKind,
+    i: &ConnInputs,
+) -> Result<BTreeMap<String, String>, UrlError> {
+    let mut out = BTreeMap::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            out.insert(k.to_string(), v.to_string());
+        }
+    };
+    let url = url(kind, i)?;
+    put("url", Some(&url));
+    match kind {
+        ServiceKind::Mysql => {
+            let (host, port) = host_port(i, &i.port, 3306)?;
+            put("host", Some(&host));
+            put("port", Some(&port.to_string()));
+            put("database", non_empty(&i.database));
+            put("user", non_empty(&i.user));
+            put("password", Some(non_empty(&i.password).unwrap_or("")));
+            put("tls", non_empty(&i.tls));
+            if i.ssl_ca {
+                put(
+                    "cacertpath",
+                    Some(&cert_path(ServiceKind::Mysql, &i.instance, CertRole::Ca)),
+                );
+            }
+        }
+        ServiceKind::Redis => {
+            let default_port = if non_empty(&i.sentinel_master).is_some() {
+                26379
+            } else {
+                6379
+            };
+            let (host, port) = host_port(i, &i.port, default_port)?;
+            put("host", Some(&host));
+            put("port", Some(&port.to_string()));
+            put("password", non_empty(&i.password));
+            put("master", non_empty(&i.sentinel_master));
+            if truthy(&i.tls) == Some(true) || i.ssl_ca {
+                put("tls", Some("true"));
+            }
+        }
+        ServiceKind::ObjectStore => {
+            let p = provider(i)?;
+            let (host, port) = object_store_host_port(i, p);
+            put("provider", Some(p.as_str()));
+            put("host", Some(&host));
+            put("port", Some(&port));
+            put("region", Some(non_empty(&i.region).unwrap_or("")));
+            put("bucket", non_empty(&i.bucket));
+            put("path", non_empty(&i.path));
+            put("kmskey", non_empty(&i.kms_key));
+            put("accesskey", non_empty(&i.access_key));
+            put("secretkey", non_empty(&i.secret_key));
+        }
+        ServiceKind::Clickhouse => {
+            let (host, tcp) = host_port(i, &i.tcp_port, 9000)?;
+            let http = match non_empty(&i.http_port) {
+                Some(p) => check_port(p, "httpPort")?,
+                None => 8123,
+            };
+            put("host", Some(&host));
+            // `port` is the HTTP port, as the managed connection's literal says.
+            put("port", Some(&http.to_string()));
+            put("tcpport", Some(&tcp.to_string()));
+            put("httpport", Some(&http.to_string()));
+            put(
+                "database",
+                Some(non_empty(&i.database).unwrap_or("default")),
+            );
+            put("user", non_empty(&i.user));
+            put("password", Some(non_empty(&i.password).unwrap_or("")));
+            put("replicated", non_empty(&i.replicated));
+            put("clustername", non_empty(&i.cluster_name));
+        }
+        ServiceKind::Kafka => {
+            let (host, port) = match non_empty(&i.bootstrap_servers) {
+                Some(s) => first_bootstrap(s)?,
+                None => host_port(i, &i.port, 9092)?,
+            };
+            put("host", Some(&host));
+            put("port", Some(&port.to_string()));
+            put("bootstrapservers", non_empty(&i.bootstrap_servers));
+            put("user", non_empty(&i.user));
+            put("password", non_empty(&i.password));
+            put("saslmechanism", non_empty(&i.sasl_mechanism));
+            if truthy(&i.tls) == Some(true) {
+                put("tls", Some("true"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Host and port clients reach the store at (the provider's public endpoint without one).
+fn object_store_host_port(i: &ConnInputs, p: Provider) -> (String, String) {
+    if let Some(e) = non_empty(&i.endpoint) {
+        let (tls, host, port) = split_endpoint(e);
+        let port = non_empty(&i.port)
+            .map(str::to_string)
+            .or(port)
+            .unwrap_or_else(|| if tls == Some(false) { "80" } else { "443" }.to_string());
+        return (host, port);
+    }
+    let host = match p {
+        Provider::S3 => match non_empty(&i.region) {
+            Some(r) => format!("s3.{r}.amazonaws.com"),
+            None => "s3.amazonaws.com".into(),
+        },
+        Provider::Gcs => "storage.googleapis.com".into(),
+        Provider::Azure => format!(
+            "{}.blob.core.windows.net",
+            non_empty(&i.access_key).unwrap_or("")
+        ),
+        Provider::CoreWeave => COREWEAVE_ENDPOINT.into(),
+    };
+    (host, "443".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(pairs: &[(&str, &str)]) -> ConnInputs {
+        let mut i = ConnInputs::new("default");
+        for (k, v) in pairs {
+            assert!(i.set(k, v), "unknown field {k}");
+        }
+        i
+    }
+
+    /// Every character class the encoder must handle, and its expected encoding.
+    const TRICKY: &str = "p@ss:w/o?r#d%+ é😀~._-";
+    const TRICKY_ENC: &str = "p%40ss%3Aw%2Fo%3Fr%23d%25%2B%20%C3%A9%F0%9F%98%80~._-";
+
+    #[test]
+    fn encoding_keeps_only_unreserved_characters() {
+        assert_eq!(encode(TRICKY), TRICKY_ENC);
+        assert_eq!(encode("AZaz09-._~"), "AZaz09-._~");
+        assert_eq!(encode("a b"), "a%20b");
+        assert_eq!(
+            encode("&=;,!*'()$[]"),
+            "%26%3D%3B%2C%21%2A%27%28%29%24%5B%5D"
+        );
+        assert_eq!(encode(""), "");
+    }
+
+    #[test]
+    fn mysql_plain() {
+        let i = inputs(&[
+            ("host", "db.example.com"),
+            ("database", "wandb_local"),
+            ("username", "wandb"),
+            ("password", "secret"),
+        ]);
+        assert_eq!(
+            mysql_url(&i).unwrap(),
+            "mysql://wandb:secret@db.example.com:3306/wandb_local"
+        );
+    }
+
+    #[test]
+    fn mysql_encodes_credentials_and_database() {
+        let i = inputs(&[
+            ("host", "10.0.0.5"),
+            ("port", "3307"),
+            ("database", "w&b db"),
+            ("user", "us@er:x"),
+            ("password", TRICKY),
+        ]);
+        assert_eq!(
+            mysql_url(&i).unwrap(),
+            format!("mysql://us%40er%3Ax:{TRICKY_ENC}@10.0.0.5:3307/w%26b%20db")
+        );
+    }
+
+    #[test]
+    fn mysql_tls_and_certificates() {
+        let i = inputs(&[
+            ("host", "db"),
+            ("database", "wandb"),
+            ("user", "u"),
+            ("password", "p"),
+            ("tls", "custom"),
+            ("sslCa", "-----BEGIN CERTIFICATE-----"),
+            ("sslCert", "pem"),
+            ("sslKey", "pem"),
+        ]);
+        assert_eq!(
+            mysql_url(&i).unwrap(),
+            "mysql://u:p@db:3306/wandb?tls=custom&ssl-ca=/etc/ssl/certs/mysql_ca.pem\
+             &ssl-cert=/etc/ssl/certs/mysql_ssl_cert.pem&ssl-key=/etc/ssl/certs/mysql_ssl_key.pem"
+        );
+        // Only the CA; no tls param unless set.
+        let i = inputs(&[
+            ("host", "db"),
+            ("database", "wandb"),
+            ("user", "u"),
+            ("password", "p"),
+            ("sslCa", "pem"),
+        ]);
+        assert_eq!(
+            mysql_url(&i).unwrap(),
+            "mysql://u:p@db:3306/wandb?ssl-ca=/etc/ssl/certs/mysql_ca.pem"
+        );
+        let mut i = i;
+        i.instance = "runs".into();
+        assert_eq!(
+            mysql_url(&i).unwrap(),
+            "mysql://u:p@db:3306/wandb?ssl-ca=/etc/ssl/certs/mysql_runs_ca.pem"
+        );
+    }
+
+    #[test]
+    fn mysql_errors_name_the_field() {
+        let i = inputs(&[("database", "d"), ("user", "u")]);
+        assert_eq!(mysql_url(&i), Err(UrlError::Missing("host")));
+        let i = inputs(&[
+            ("host", "h"),
+            ("port", "70000"),
+            ("database", "d"),
+            ("user", "u"),
+        ]);
+        assert!(matches!(
+            mysql_url(&i),
+            Err(UrlError::Invalid { field: "port", .. })
+        ));
+        let i = inputs(&[("host", "h/x"), ("database", "d"), ("user", "u")]);
+        assert!(matches!(
+            mysql_url(&i),
+            Err(UrlError::Invalid { field: "host", .. })
+        ));
+    }
+
+    #[test]
+    fn redis_forms() {
+        let i = inputs(&[("host", "cache")]);
+        assert_eq!(
+            redis_url(&i).unwrap(),
+            "redis://cache:6379?ttlInSeconds=604800"
+        );
+        let i = inputs(&[("host", "cache"), ("password", TRICKY)]);
+        assert_eq!(
+            redis_url(&i).unwrap(),
+            format!("redis://:{TRICKY_ENC}@cache:6379?ttlInSeconds=604800")
+        );
+        let i = inputs(&[("host", "cache"), ("port", "6380"), ("tls", "true")]);
+        assert_eq!(
+            redis_url(&i).unwrap(),
+            "redis://cache:6380?ttlInSeconds=604800&tls=true"
+        );
+        let i = inputs(&[("host", "cache"), ("tls", "false"), ("sslCa", "pem")]);
+        assert_eq!(
+            redis_url(&i).unwrap(),
+            "redis://cache:6379?ttlInSeconds=604800&tls=true&caCertPath=/etc/ssl/certs/redis_ca.pem"
+        );
+    }
+
+    #[test]
+    fn redis_sentinel_and_params() {
+        let mut i = inputs(&[
+            ("host", "redis.redis.svc.cluster.local"),
+            ("password", "pw"),
+            ("sentinelMaster", "gorilla"),
+        ]);
+        i.params.insert("poolSize".into(), "20".into());
+        i.params.insert("dialTimeout".into(), "5s".into());
+        i.params.insert("empty".into(), String::new());
+        i.params.insert("ttlInSeconds".into(), "3600".into());
+        i.params.insert("weird".into(), "a&b=c d".into());
+        assert_eq!(
+            redis_url(&i).unwrap(),
+            "redis://:pw@redis.redis.svc.cluster.local:26379?ttlInSeconds=3600&master=gorilla\
+             &dialTimeout=5s&poolSize=20&weird=a%26b%3Dc%20d"
+        );
+    }
+
+    #[test]
+    fn s3_compatible_endpoint() {
+        let i = inputs(&[
+            ("endpoint", "minio.example.com"),
+            ("port", "9000"),
+            ("accessKey", "AK"),
+            ("secretKey", "s/k+="),
+            ("bucket", "wandb"),
+            ("path", "/prefix/sub/"),
+            ("region", "us-east-1"),
+            ("tlsEnabled", "false"),
+        ]);
+        assert_eq!(
+            object_store_url(&i).unwrap(),
+            "s3://AK:s%2Fk%2B%3D@minio.example.com:9000/wandb/prefix/sub?region=us-east-1&tls=false&forcePathStyle=true"
+        );
+        // Scheme in the endpoint decides tls; explicit forcePathStyle wins.
+        let i = inputs(&[
+            ("endpoint", "https://s3.internal:8443/"),
+            ("bucket", "b"),
+            ("forcePathStyle", "false"),
+        ]);
+        assert_eq!(
+            object_store_url(&i).unwrap(),
+            "s3://s3.internal:8443/b?tls=true&forcePathStyle=false"
+        );
+    }
+
+    #[test]
+    fn aws_s3_without_endpoint() {
+        let i = inputs(&[
+            ("accessKey", "AKIA"),
+            ("secretKey", TRICKY),
+            ("bucket", "my-bucket"),
+            ("path", "wandb"),
+            ("region", "eu-west-1"),
+        ]);
+        assert_eq!(
+            object_store_url(&i).unwrap(),
+            format!("s3://AKIA:{TRICKY_ENC}@my-bucket/wandb?region=eu-west-1")
+        );
+        // Workload identity: no userinfo.
+        let i = inputs(&[("bucket", "my-bucket"), ("region", "eu-west-1")]);
+        assert_eq!(
+            object_store_url(&i).unwrap(),
+            "s3://my-bucket?region=eu-west-1"
+        );
+        let i = inputs(&[("bucket", "b"), ("accessKey", "only")]);
+        assert!(matches!(
+            object_store_url(&i),
+            Err(UrlError::Invalid {
+                field: "accessKey",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn gcs_and_azure() {
+        let i = inputs(&[("provider", "gcs"), ("bucket", "gb"), ("path", "a/b")]);
+        assert_eq!(object_store_url(&i).unwrap(), "gs://gb/a/b");
+        let i = inputs(&[
+            ("provider", "azure"),
+            ("accessKey", "myaccount"),
+            ("secretKey", "k3y+/=="),
+            ("bucket", "container"),
+            ("path", "prefix"),
+        ]);
+        assert_eq!(
+            object_store_url(&i).unwrap(),
+            "az://:k3y%2B%2F%3D%3D@myaccount/container/prefix"
+        );
+        let i = inputs(&[
+            ("provider", "azure"),
+            ("accessKey", "myaccount"),
+            ("bucket", "container"),
+        ]);
+        assert_eq!(object_store_url(&i).unwrap(), "az://myaccount/container");
+    }
+
+    #[test]
+    fn coreweave_is_virtual_host_style() {
+        let i = inputs(&[
+            ("endpoint", "https://cwobject.com"),
+            ("accessKey", "AK"),
+            ("secretKey", "SK"),
+            ("bucket", "b"),
+            ("region", "US-EAST-04A"),
+        ]);
+        assert_eq!(
+            object_store_url(&i).unwrap(),
+            "s3://AK:SK@cwobject.com/b?region=US-EAST-04A&tls=true&forcePathStyle=false"
+        );
+        let i = inputs(&[("endpoint", "http://accel.cwlota.com"), ("bucket", "b")]);
+        assert_eq!(
+            object_store_url(&i).unwrap(),
+            "s3://accel.cwlota.com/b?tls=false&forcePathStyle=false"
+        );
+        let i = inputs(&[("provider", "coreweave"), ("bucket", "b")]);
+        assert_eq!(
+            object_store_url(&i).unwrap(),
+            "s3://cwobject.com/b?tls=true&forcePathStyle=false"
+        );
+        // A CoreWeave-looking name that is another domain stays path-style.
+        let i = inputs(&[("endpoint", "notcoreweave.com"), ("bucket", "b")]);
+        assert_eq!(
+            object_store_url(&i).unwrap(),
+            "s3://notcoreweave.com/b?forcePathStyle=true"
+        );
+    }
+
+    #[test]
+    fn clickhouse_form() {
+        let i = inputs(&[
+            ("host", "ch"),
+            ("user", "wandb"),
+            ("password", TRICKY),
+            ("database", "weave"),
+            ("tls", "false"),
+        ]);
+        assert_eq!(
+            clickhouse_url(&i).unwrap(),
+            format!("clickhouse://wandb:{TRICKY_ENC}@ch:9000/weave?tls=false")
+        );
+        let i = inputs(&[("host", "ch"), ("tcpPort", "9440"), ("user", "u")]);
+        assert_eq!(
+            clickhouse_url(&i).unwrap(),
+            "clickhouse://u@ch:9440/default"
+        );
+    }
+
+    #[test]
+    fn kafka_forms() {
+        let i = inputs(&[("bootstrapServers", "k1:9093, k2:9093")]);
+        assert_eq!(kafka_url(&i).unwrap(), "kafka://k1:9093");
+        let i = inputs(&[
+            ("bootstrapServers", "broker"),
+            ("user", "svc user"),
+            ("password", TRICKY),
+            ("tls", "true"),
+            ("saslMechanism", "SCRAM-SHA-512"),
+        ]);
+        assert_eq!(
+            kafka_url(&i).unwrap(),
+            format!(
+                "kafka://svc%20user:{TRICKY_ENC}@broker:9092?tls=true&saslMechanism=SCRAM-SHA-512"
+            )
+        );
+        let i = inputs(&[("bootstrapServers", " , ")]);
+        assert_eq!(kafka_url(&i), Err(UrlError::Missing("bootstrapServers")));
+    }
+
+    #[test]
+    fn secret_data_publishes_every_field() {
+        let i = inputs(&[
+            ("host", "db"),
+            ("database", "wandb_local"),
+            ("user", "wandb"),
+            ("password", "p w"),
+        ]);
+        let d = connection_secret_data(ServiceKind::Mysql, &i).unwrap();
+        assert_eq!(d["url"], "mysql://wandb:p%20w@db:3306/wandb_local");
+        assert_eq!(d["password"], "p w", "raw value beside the URL");
+        for kind in ServiceKind::ALL {
+            let i = inputs(&[
+                ("host", "h"),
+                ("user", "u"),
+                ("database", "d"),
+                ("bucket", "b"),
+                ("bootstrapServers", "k:9092"),
+            ]);
+            let d = connection_secret_data(kind, &i).unwrap();
+            for f in kind.fields() {
+                assert!(d.contains_key(*f), "{kind:?} misses {f}");
+            }
+        }
+        let i = inputs(&[("bucket", "b"), ("region", "eu-west-1")]);
+        let d = connection_secret_data(ServiceKind::ObjectStore, &i).unwrap();
+        assert_eq!(d["host"], "s3.eu-west-1.amazonaws.com");
+        assert_eq!(d["port"], "443");
+        assert_eq!(d["provider"], "s3");
+        let i = inputs(&[
+            ("host", "ch"),
+            ("user", "u"),
+            ("replicated", "true"),
+            ("clusterName", "prod"),
+        ]);
+        let d = connection_secret_data(ServiceKind::Clickhouse, &i).unwrap();
+        assert_eq!(
+            (d["httpport"].as_str(), d["tcpport"].as_str()),
+            ("8123", "9000")
+        );
+        assert_eq!(d["clustername"], "prod");
+        assert_eq!(d["replicated"], "true");
+    }
+
+    #[test]
+    fn unknown_fields_are_reported() {
+        let mut i = ConnInputs::new("default");
+        assert!(!i.set("nonsense", "x"));
+        assert!(i.set("HTTPPort", "8443"));
+        assert_eq!(i.http_port.as_deref(), Some("8443"));
+        assert!(i.set("host", ""));
+        assert_eq!(i.host, None, "empty counts as unset");
+    }
+}

@@ -1,0 +1,173 @@
+//! The `crd` and `render` subcommands as a user runs them: output, exit codes and messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wandb-operator"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixtures() -> String {
+    let dir = repo()
+        .join("../shared/fixtures/server-manifest")
+        .canonicalize()
+        .expect("shared/ beside the repo");
+    format!("file://{}", dir.display())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `wandb-operator render -f CR --manifest LOCATION`.
+fn render(cr: &Path, manifest: &str) -> Output {
+    bin()
+        .args(["render", "-f"])
+        .arg(cr)
+        .args(["--manifest", manifest])
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "wandb-cli-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+const GOOD: &str = "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: wandb, namespace: wandb}\nspec:\n  wandb:\n    hostname: https://wandb.example.com\n    version: \"0.84.0\"\n    license: super-secret-license-text\n";
+
+#[test]
+fn crd_prints_the_committed_crd() {
+    let out = bin().arg("crd").output().unwrap();
+    assert!(out.status.success());
+    let committed =
+        std::fs::read_to_string(repo().join("deploy/crds/apps.wandb.com_weightsandbiases.yaml"))
+            .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+}
+
+#[test]
+fn render_prints_objects_without_secret_values() {
+    let d = tmp();
+    let cr = write(&d, "wandb.yaml", GOOD);
+    let out = render(&cr, &fixtures());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("kind: Deployment") && yaml.contains("kind: Job"));
+    assert!(
+        !yaml.contains("super-secret-license-text"),
+        "the license must never appear in render output"
+    );
+    assert!(
+        !yaml.contains("\ndata:") && !yaml.contains("stringData"),
+        "declared Secrets carry no values"
+    );
+    // The built-in manifest is the default.
+    let out = bin().args(["render", "-f"]).arg(&cr).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("wandb/local:0.84.0")
+    );
+}
+
+#[test]
+fn a_bad_cr_names_the_file_and_the_field_and_exits_2() {
+    let d = tmp();
+    let cases = [
+        (
+            "latest.yaml",
+            GOOD.replace("\"0.84.0\"", "latest"),
+            "spec.wandb.version",
+        ),
+        (
+            "hostname.yaml",
+            GOOD.replace("https://wandb.example.com", "wandb.example.com"),
+            "spec.wandb.hostname",
+        ),
+        (
+            "size.yaml",
+            GOOD.replace("spec:\n", "spec:\n  size: huge\n"),
+            "size",
+        ),
+        (
+            "oldshape.yaml",
+            GOOD.replace("spec:\n", "spec:\n  mysql: {managedMysql: {}}\n"),
+            "default: {managedMysql",
+        ),
+        ("yaml.yaml", "apiVersion: [".to_string(), "yaml.yaml"),
+    ];
+    for (name, text, field) in cases {
+        let cr = write(&d, name, &text);
+        let out = render(&cr, &fixtures());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(name),
+            "{name}: the message names the file: {err}"
+        );
+        assert!(
+            err.contains(field),
+            "{name}: the message names {field}: {err}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: nothing is printed on stdout"
+        );
+    }
+}
+
+#[test]
+fn a_bad_manifest_names_the_file_and_the_field_and_exits_2() {
+    let d = tmp();
+    let cr = write(&d, "wandb.yaml", GOOD);
+    let mdir = d.join("manifests");
+    std::fs::create_dir_all(&mdir).unwrap();
+    write(
+        &mdir,
+        "0.84.0.yaml",
+        "requiredOperatorVersion: ^2.0.0\napplications:\n  api:\n    containers:\n      - name: api\n        ports:\n          - containerPort: not-a-number\n",
+    );
+    let out = render(&cr, &format!("file://{}", mdir.display()));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("0.84.0.yaml") && err.contains("containerPort"),
+        "{err}"
+    );
+
+    write(&mdir, "0.84.0.yaml", "requiredOperatorVersion: ^9.0.0\n");
+    let out = render(&cr, &format!("file://{}", mdir.display()));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("^9.0.0"),
+        "an incompatible manifest says what it requires: {err}"
+    );
+
+    let out = render(&cr, &format!("file://{}/missing", d.display()));
+    assert_eq!(out.status.code(), Some(2));
+}
