@@ -135,6 +135,9 @@ impl Applier {
         let api = self.api(&api_version, &kind);
         if let Some(live) = api.get_opt(&name).await? {
             let live = serde_json::to_value(&live).expect("objects serialize");
+            if let Some(note) = keep_immutable(&kind, &mut desired, &live) {
+                tracing::warn!(%kind, %name, "{note}");
+            }
             if is_subset(&desired, &live) {
                 return Ok(false);
             }
@@ -208,6 +211,26 @@ impl Applier {
         }
         Ok(pruned)
     }
+}
+
+/// Fields the API server never lets change keep their live value, so that a changed desired
+/// value (e.g. a different storage size from new sizing) does not fail the whole apply. Returns
+/// what was kept, to log.
+pub fn keep_immutable(kind: &str, desired: &mut Value, live: &Value) -> Option<String> {
+    if kind != "StatefulSet" {
+        return None;
+    }
+    let live_vct = live.pointer("/spec/volumeClaimTemplates")?;
+    let desired_vct = desired.pointer_mut("/spec/volumeClaimTemplates")?;
+    if is_subset(desired_vct, live_vct) {
+        return None;
+    }
+    *desired_vct = live_vct.clone();
+    Some(
+        "spec.volumeClaimTemplates differ from the live StatefulSet's and are immutable: kept \
+         the live ones (resize the PersistentVolumeClaims to change storage)"
+            .into(),
+    )
 }
 
 /// Whether every field of `desired` is present with an equal value in `live`: objects by key,
@@ -334,6 +357,24 @@ mod tests {
             &json!({"r": {"cpu": "2"}})
         ));
         assert!(!is_subset(&json!({"a": true}), &json!({})));
+    }
+
+    #[test]
+    fn statefulset_volume_claim_templates_keep_their_live_value() {
+        let vct = |size: &str| {
+            json!({"spec": {"replicas": 1, "volumeClaimTemplates": [
+                {"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": size}}}}
+            ]}})
+        };
+        let live = vct("10Gi");
+        let mut desired = vct("5Gi");
+        assert!(keep_immutable("StatefulSet", &mut desired, &live).is_some());
+        assert_eq!(desired, live);
+        let mut same = vct("10Gi");
+        assert!(keep_immutable("StatefulSet", &mut same, &live).is_none());
+        let mut deployment = vct("5Gi");
+        assert!(keep_immutable("Deployment", &mut deployment, &live).is_none());
+        assert_eq!(deployment, vct("5Gi"));
     }
 
     #[test]

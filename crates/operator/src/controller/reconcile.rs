@@ -180,11 +180,7 @@ async fn apply_inner(
         if !gates.open(o.phase) {
             continue;
         }
-        if o.phase == Phase::Migrations
-            && jobs
-                .iter()
-                .any(|j| j.job == o.name && j.state != JobState::Missing)
-        {
+        if o.kind == "Job" && job_exists(applier, o, &jobs).await? {
             continue; // Jobs are immutable; an existing one is observed, never re-applied
         }
         let owner_for = if o.retain {
@@ -235,6 +231,19 @@ async fn apply_inner(
     } else {
         REQUEUE_PROGRESSING
     }))
+}
+
+/// Whether the Job `o` exists (migration Jobs were observed already; others are looked up).
+async fn job_exists(
+    applier: &Applier,
+    o: &wandb_engine::DesiredObject,
+    migrations: &[crate::gates::MigrationFact],
+) -> Result<bool, Error> {
+    if let Some(m) = migrations.iter().find(|m| m.job == o.name) {
+        return Ok(m.state != JobState::Missing);
+    }
+    let api = applier.api(&o.api_version, &o.kind);
+    Ok(api.get_metadata_opt(&o.name).await?.is_some())
 }
 
 /// Generated Secrets `(Secret name, key)` keyed by their manifest name (the Secret name when
