@@ -1,13 +1,14 @@
 //! Reads the facts the gates and the status are computed from: migration Jobs and application
 //! Deployments, by name.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use kube::{Api, Client};
-use wandb_engine::{DesiredObject, Phase, names};
+use wandb_engine::backends::{self, InfraPlan, Observed};
+use wandb_engine::{DesiredObject, Mode, Phase, names};
 
 use crate::gates::{JobState, MigrationFact};
-use crate::status::DeploymentFact;
+use crate::status::{DeploymentFact, InfraFact};
 
 /// The state of a Job from its conditions.
 pub fn job_state(job: Option<&Job>) -> JobState {
@@ -90,6 +91,48 @@ pub async fn migrations(
         out.push(MigrationFact {
             job: o.name.clone(),
             state: job_state(job.as_ref()),
+        });
+    }
+    Ok(out)
+}
+
+/// Backing services of the plan: their StatefulSet and setup Jobs, judged by the backend's
+/// readiness rule. The connection Secret is left out here (reported as `missing_secrets`).
+pub async fn infra(
+    client: &Client,
+    ns: &str,
+    plans: &[InfraPlan],
+) -> Result<Vec<InfraFact>, kube::Error> {
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let job_api: Api<Job> = Api::namespaced(client.clone(), ns);
+    let mut out = Vec::new();
+    for plan in plans {
+        let mut observed = Observed {
+            connection_secret: true,
+            ..Default::default()
+        };
+        if let Some(name) = &plan.statefulset_name
+            && let Some(sts) = sts_api.get_opt(name).await?
+        {
+            observed.statefulset_generation = sts.metadata.generation;
+            observed.statefulset = Some(sts.status.unwrap_or_default());
+        }
+        for job in &plan.setup_jobs {
+            if let Some(j) = job_api.get_opt(job).await? {
+                observed
+                    .jobs
+                    .insert(job.clone(), j.status.unwrap_or_default());
+            }
+        }
+        out.push(InfraFact {
+            kind: plan.kind.key().to_string(),
+            instance: plan.instance.clone(),
+            mode: match plan.mode {
+                Mode::Managed => "managed".into(),
+                Mode::External => "external".into(),
+            },
+            connection_secret: plan.connection_secret.clone(),
+            readiness: backends::readiness(plan, &observed),
         });
     }
     Ok(out)

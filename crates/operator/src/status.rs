@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use wandb_api::{
-    ComponentStatus, ConditionType, MigrationStatus, Reason, SecretKeySelector, WandbStatus,
-    WeightsAndBiasesStatus, set_condition,
+    ComponentStatus, ConditionType, InfraStatus, MigrationStatus, Reason, SecretKeySelector,
+    WandbStatus, WeightsAndBiasesStatus, set_condition,
 };
+use wandb_engine::Readiness;
 
 use crate::gates::MigrationGate;
 
@@ -43,6 +44,19 @@ impl DeploymentFact {
     }
 }
 
+/// One backing-service instance, as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InfraFact {
+    /// `mysql`, `redis`, `objectStore`, `clickhouse`, `kafka`.
+    pub kind: String,
+    pub instance: String,
+    /// `managed` or `external`.
+    pub mode: String,
+    pub connection_secret: String,
+    /// Readiness of everything but the connection Secret (StatefulSet, setup Jobs).
+    pub readiness: Readiness,
+}
+
 /// Everything the status is computed from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Facts {
@@ -55,6 +69,8 @@ pub struct Facts {
     pub invalid_spec: Option<String>,
     /// Connection Secrets that do not exist yet.
     pub missing_secrets: Vec<String>,
+    /// Backing services (their connection Secrets are in `missing_secrets`).
+    pub infra: Vec<InfraFact>,
     pub migrations: MigrationGate,
     /// Number of migration Jobs for the version.
     pub migration_count: usize,
@@ -64,10 +80,56 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// The gate for migrations and applications. Until the backends publish a service's
+    /// connection Secret only once it is ready, the Secret's existence is the readiness fact;
+    /// the services' own state (StatefulSet, setup Jobs) is reported in `status.infra`, and a
+    /// failed setup Job stalls the instance.
+    pub fn infra_ready(&self) -> bool {
+        self.missing_secrets.is_empty() && self.infra_failure().is_none()
+    }
+
     fn applications_ready(&self) -> bool {
         self.migrations.succeeded()
-            && self.missing_secrets.is_empty()
+            && self.infra_ready()
             && self.deployments.iter().all(DeploymentFact::ready)
+    }
+
+    /// A service that will not become ready without a change.
+    pub fn infra_failure(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .infra
+            .iter()
+            .filter_map(|i| match &i.readiness {
+                Readiness::Failed(m) => Some(format!("{} {}: {m}", i.kind, i.instance)),
+                _ => None,
+            })
+            .collect();
+        (!failed.is_empty()).then(|| failed.join("; "))
+    }
+
+    fn infra_message(&self) -> String {
+        let mut parts: Vec<String> = self
+            .infra
+            .iter()
+            .filter_map(|i| match &i.readiness {
+                Readiness::Ready => None,
+                Readiness::Progressing(m) | Readiness::Failed(m) => {
+                    Some(format!("{} {}: {m}", i.kind, i.instance))
+                }
+            })
+            .collect();
+        if !self.missing_secrets.is_empty() {
+            // Last, so that the list is easy to read (and parse).
+            parts.push(format!(
+                "waiting for connection Secret(s) {}",
+                self.missing_secrets.join(", ")
+            ));
+        }
+        if self.infra_ready() {
+            "every connection Secret exists".into()
+        } else {
+            parts.join("; ")
+        }
     }
 }
 
@@ -108,16 +170,10 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
         return s;
     }
 
-    // Infra: for now, a connection Secret's existence is the readiness fact.
-    let infra_ready = f.missing_secrets.is_empty();
-    let infra_msg = if infra_ready {
-        "every connection Secret exists".to_string()
-    } else {
-        format!(
-            "waiting for connection Secret(s) {}",
-            f.missing_secrets.join(", ")
-        )
-    };
+    // Infra: services ready and their connection Secrets written.
+    let infra_ready = f.infra_ready();
+    let infra_msg = f.infra_message();
+    s.infra = infra_map(f);
     set_condition(
         c,
         ConditionType::InfraReady,
@@ -273,8 +329,12 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
         .collect::<BTreeMap<_, _>>();
 
     // Summary conditions.
-    let is_stalled = matches!(f.migrations, MigrationGate::Failed { .. });
-    if is_stalled {
+    let infra_failure = f.infra_failure();
+    let is_stalled =
+        matches!(f.migrations, MigrationGate::Failed { .. }) || infra_failure.is_some();
+    if let Some(msg) = &infra_failure {
+        stalled(c, Reason::DEPENDENCIES_NOT_READY, msg, g, now);
+    } else if is_stalled {
         stalled(c, mig_reason, &mig_msg, g, now);
     } else {
         set_condition(
@@ -328,6 +388,38 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
     }
     s.ready = apps_ready && !is_stalled;
     s
+}
+
+/// `status.infra`: kind -> instance -> state.
+fn infra_map(f: &Facts) -> BTreeMap<String, BTreeMap<String, InfraStatus>> {
+    let mut out: BTreeMap<String, BTreeMap<String, InfraStatus>> = BTreeMap::new();
+    for i in &f.infra {
+        let conn_missing = f.missing_secrets.contains(&i.connection_secret);
+        let (ready, state, message) = match &i.readiness {
+            Readiness::Failed(m) => (false, "Error", Some(m.clone())),
+            Readiness::Progressing(m) => (false, "Pending", Some(m.clone())),
+            Readiness::Ready if conn_missing => (
+                false,
+                "Pending",
+                Some(format!(
+                    "connection Secret {} is not written yet",
+                    i.connection_secret
+                )),
+            ),
+            Readiness::Ready => (true, "Healthy", None),
+        };
+        out.entry(i.kind.clone()).or_default().insert(
+            i.instance.clone(),
+            InfraStatus {
+                mode: i.mode.clone(),
+                ready,
+                state: state.into(),
+                message,
+                connection_secret: Some(i.connection_secret.clone()),
+            },
+        );
+    }
+    out
 }
 
 fn stalled(c: &mut Vec<Condition>, reason: &str, msg: &str, g: Option<i64>, now: &Time) {
@@ -428,6 +520,13 @@ mod tests {
             manifest: None,
             invalid_spec: None,
             missing_secrets: vec![],
+            infra: vec![InfraFact {
+                kind: "mysql".into(),
+                instance: "default".into(),
+                mode: "managed".into(),
+                connection_secret: "w-mysql-connection".into(),
+                readiness: Readiness::Ready,
+            }],
             migrations: MigrationGate::AllComplete,
             migration_count: 3,
             deployments: vec![deployment("api", true), deployment("frontend", true)],
@@ -569,6 +668,55 @@ mod tests {
         );
         assert!(s.components.is_empty() && s.wandb.is_none());
         assert!(!s.ready);
+    }
+
+    #[test]
+    fn infra_progress_and_failure_are_reported_per_service() {
+        let mut f = facts();
+        f.migrations = MigrationGate::Pending;
+        f.infra[0].readiness =
+            Readiness::Progressing("StatefulSet w-mysql: 0/1 replicas ready".into());
+        f.missing_secrets = vec!["w-mysql-connection".into()];
+        let s = compute(&Default::default(), &f, &now(1));
+        let infra = cond(&s, ConditionType::InfraReady);
+        assert_eq!(infra.status, "False");
+        assert!(
+            infra
+                .message
+                .starts_with("mysql default: StatefulSet w-mysql: 0/1"),
+            "{}",
+            infra.message
+        );
+        assert!(
+            infra
+                .message
+                .ends_with("waiting for connection Secret(s) w-mysql-connection")
+        );
+        let st = &s.infra["mysql"]["default"];
+        assert_eq!((st.ready, st.state.as_str()), (false, "Pending"));
+        assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+
+        f.infra[0].readiness =
+            Readiness::Failed("Job w-bucket failed: BackoffLimitExceeded".into());
+        let s = compute(&s, &f, &now(2));
+        let st = cond(&s, ConditionType::Stalled);
+        assert_eq!(st.status, "True");
+        assert!(st.message.contains("w-bucket"));
+        assert_eq!(s.infra["mysql"]["default"].state, "Error");
+
+        let mut starting = facts();
+        starting.infra[0].readiness = Readiness::Progressing("StatefulSet w-mysql: 0/1".into());
+        let s2 = compute(&s, &starting, &now(3));
+        assert_eq!(
+            cond(&s2, ConditionType::InfraReady).status,
+            "True",
+            "the Secret is the gate"
+        );
+        assert_eq!(s2.infra["mysql"]["default"].state, "Pending");
+
+        let ok = compute(&s, &facts(), &now(3));
+        assert!(ok.ready);
+        assert_eq!(ok.infra["mysql"]["default"].state, "Healthy");
     }
 
     #[test]

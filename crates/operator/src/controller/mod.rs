@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use futures::future::{FutureExt as _, Shared};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -113,6 +113,7 @@ pub async fn run(ctx: Arc<Context>, namespaces: &[String], concurrency: u16, shu
             watcher::Config::default().any_semantic(),
         );
         c = owned::<Deployment>(c, &client, ns);
+        c = owned::<StatefulSet>(c, &client, ns);
         c = owned::<Job>(c, &client, ns);
         c = owned::<Service>(c, &client, ns);
         c = owned::<Secret>(c, &client, ns);

@@ -105,6 +105,7 @@ async fn apply_inner(
         manifest: None,
         invalid_spec: None,
         missing_secrets: vec![],
+        infra: vec![],
         migrations: MigrationGate::Pending,
         migration_count: 0,
         deployments: vec![],
@@ -169,7 +170,8 @@ async fn apply_inner(
         .as_ref()
         .and_then(|w| w.migration.as_ref())
         .and_then(|m| m.last_success_version.as_deref());
-    let infra_ready = facts.missing_secrets.is_empty();
+    facts.infra = observe::infra(client, ns, &built.infra).await?;
+    let infra_ready = facts.infra_ready();
     let gates = Gates {
         infra_ready,
         migrations: migration_gate(&version, last_success, &jobs, infra_ready),
