@@ -223,7 +223,8 @@ async fn apply_inner(
         }
     }
 
-    let stalled = matches!(gates.migrations, MigrationGate::Failed { .. });
+    let stalled =
+        matches!(gates.migrations, MigrationGate::Failed { .. }) || facts.infra_failure().is_some();
     Ok(Action::requeue(if next.ready {
         REQUEUE_READY
     } else if stalled {
