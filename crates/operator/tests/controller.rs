@@ -323,7 +323,12 @@ async fn repairs_drift_of_deployments() {
     let wb: Api<WeightsAndBiases> = ns.api();
     let deployments: Api<Deployment> = ns.api();
     let name = "wb";
-    ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
+    let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> = ns.api();
+    ns.apply_yaml(&format!(
+        "{}  networking:\n    mode: ingress\n    ingress: {{ingressClassName: nginx}}\n",
+        cr_yaml(name, &fixtures(), "0.84.0")
+    ))
+    .await;
     let msg = wait_for("InfraReady=False", TIMEOUT, || async {
         Ok(condition(&wb, name, "InfraReady")
             .await
@@ -331,8 +336,27 @@ async fn repairs_drift_of_deployments() {
             .map(|(_, m)| m))
     })
     .await;
+    assert!(
+        ingresses
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "networking waits for the applications"
+    );
     publish_connection_secrets(&ns, &named_secrets(&msg)).await;
     wait_ready(&wb, name).await;
+    let ing = ingresses.list(&Default::default()).await.unwrap().items;
+    assert_eq!(
+        ing.len(),
+        1,
+        "one Ingress once the applications are applied"
+    );
+    assert_eq!(
+        ing[0].owner_references().first().map(|o| o.uid.clone()),
+        wb.get(name).await.unwrap().uid()
+    );
 
     // Deleted: re-created.
     let target = format!("{name}-api");
