@@ -824,3 +824,49 @@ async fn measures_time_to_ready_and_writes() {
 fn wandb_operator_test_cr(name: &str, location: &str) -> WeightsAndBiases {
     serde_saphyr::from_str(&cr_yaml(name, location, "0.84.0")).unwrap()
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn api_errors_back_off_with_an_event_and_recover() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let ns = wandb_testkit::namespace("ctrl-backoff").await;
+    ns.cluster().require_ready_node().await;
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let quotas: Api<ResourceQuota> = ns.api();
+    let name = "wb";
+    // At most 2 Deployments: applying the applications fails with "exceeded quota".
+    ns.apply_yaml(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: few}\nspec: {hard: {count/deployments.apps: \"2\"}}\n",
+    )
+    .await;
+    ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
+    let msg = wait_for("InfraReady=False", TIMEOUT, || async {
+        Ok(condition(&wb, name, "InfraReady")
+            .await
+            .filter(|(s, _)| s == "False")
+            .map(|(_, m)| m))
+    })
+    .await;
+    publish_connection_secrets(&ns, &named_secrets(&msg)).await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let note = wait_for("a ReconcileFailed event", TIMEOUT, || async {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("ReconcileFailed"))
+            .and_then(|e| e.note))
+    })
+    .await;
+    assert!(note.contains("exceeded quota"), "{note}");
+    assert_eq!(
+        condition(&wb, name, "Ready").await.map(|c| c.0).as_deref(),
+        Some("False")
+    );
+
+    quotas.delete("few", &Default::default()).await.unwrap();
+    wait_ready(&wb, name).await;
+    running.finish(ns).await;
+}
