@@ -3,11 +3,10 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, ValueEnum};
 use wandb_operator::controller::{self, Context};
-use wandb_operator::{http, leader};
+use wandb_operator::http;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
@@ -40,11 +39,11 @@ pub struct RunArgs {
     /// Address of `/livez` and `/readyz`, e.g. `:8081`; `0` disables it.
     #[arg(long, default_value = "0")]
     pub health_probe_bind_address: String,
-    /// Leader election through a Lease: only the holder reconciles; the others wait and take
-    /// over within the Lease duration (15 s) when it stops renewing.
+    /// Leader election through a Lease (not implemented yet: with it, the process warns and every
+    /// replica reconciles; reconciles are idempotent, so this is wasteful but safe).
     #[arg(long)]
     pub leader_elect: bool,
-    /// Namespace of the leader-election Lease (default: `POD_NAMESPACE`, else `default`).
+    /// Namespace of the leader-election Lease.
     #[arg(long)]
     pub leader_election_namespace: Option<String>,
 }
@@ -84,7 +83,16 @@ async fn run_async(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ctx = Arc::new(Context::new(client.clone()));
+    if args.leader_elect {
+        tracing::warn!(
+            lease_namespace = args
+                .leader_election_namespace
+                .as_deref()
+                .unwrap_or_default(),
+            "leader election is not implemented yet: this replica reconciles like every other"
+        );
+    }
+    let ctx = Arc::new(Context::new(client));
     let mut servers = Vec::new();
     let mut addrs = Vec::new();
     for (what, addr) in [
@@ -112,69 +120,10 @@ async fn run_async(args: &RunArgs) -> ExitCode {
             }
         }
     }
-    let code = if args.leader_elect {
-        run_as_leader(args, client, ctx).await
-    } else {
-        let shutdown = controller::shutdown_on(controller::signal());
-        controller::run(ctx, &args.namespaces, args.concurrency.max(1), shutdown).await;
-        ExitCode::SUCCESS
-    };
+    let shutdown = controller::shutdown_on(controller::signal());
+    controller::run(ctx, &args.namespaces, args.concurrency.max(1), shutdown).await;
     for s in servers {
         s.abort();
     }
-    code
-}
-
-/// Waits for the Lease, reconciles while holding it, and exits non-zero when it is lost (so the
-/// pod restarts as a candidate); on SIGTERM it releases the Lease for a fast takeover.
-async fn run_as_leader(args: &RunArgs, client: kube::Client, ctx: Arc<Context>) -> ExitCode {
-    let namespace = args
-        .leader_election_namespace
-        .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
-        .unwrap_or_else(|| "default".into());
-    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "wandb-operator".into());
-        format!(
-            "{host}-{}",
-            wandb_operator::secrets::random_value(6).to_lowercase()
-        )
-    });
-    let cfg = leader::LeaseConfig::new(&namespace, &identity);
-    // A waiting replica is healthy and ready (otherwise a rolling update never completes).
-    ctx.set_ready(true);
-    tracing::info!(%identity, %namespace, lease = %cfg.name, "waiting to become the leader");
-    tokio::select! {
-        () = leader::acquire(&client, &cfg) => {}
-        () = controller::signal() => return ExitCode::SUCCESS,
-    }
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let holder = {
-        let (client, cfg) = (client.clone(), cfg.clone());
-        tokio::spawn(async move {
-            leader::hold(&client, &cfg).await;
-            let _ = lost_tx.send(());
-        })
-    };
-    let lost = Arc::new(AtomicBool::new(false));
-    let shutdown = {
-        let lost = lost.clone();
-        controller::shutdown_on(async move {
-            tokio::select! {
-                () = controller::signal() => {}
-                _ = lost_rx => lost.store(true, Ordering::SeqCst),
-            }
-        })
-    };
-    controller::run(ctx, &args.namespaces, args.concurrency.max(1), shutdown).await;
-    holder.abort();
-    if lost.load(Ordering::SeqCst) {
-        tracing::error!(
-            "lost the leader Lease; exiting so that this replica restarts as a candidate"
-        );
-        ExitCode::FAILURE
-    } else {
-        leader::release(&client, &cfg).await;
-        ExitCode::SUCCESS
-    }
+    ExitCode::SUCCESS
 }
