@@ -4,7 +4,6 @@
 pub mod apply;
 pub mod controller;
 pub mod gates;
-pub mod http;
 pub mod observe;
 pub mod secrets;
 pub mod status;

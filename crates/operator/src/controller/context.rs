@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -17,9 +17,6 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     writes: Mutex<HashMap<String, Vec<usize>>>,
     total_writes: AtomicU64,
-    reconciles: AtomicU64,
-    errors: AtomicU64,
-    ready: AtomicBool,
 }
 
 /// How many reconciles' write counts are kept per object.
@@ -42,15 +39,11 @@ impl Context {
             failures: Mutex::default(),
             writes: Mutex::default(),
             total_writes: AtomicU64::new(0),
-            reconciles: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            ready: AtomicBool::new(false),
         }
     }
 
     /// Counts a failure of the object with `uid`; returns the consecutive count.
     pub fn record_failure(&self, uid: &str) -> u32 {
-        self.errors.fetch_add(1, Ordering::Relaxed);
         let mut f = self.failures.lock().expect("not poisoned");
         let n = f.entry(uid.to_string()).or_insert(0);
         *n = n.saturating_add(1);
@@ -64,7 +57,6 @@ impl Context {
 
     /// Records the API writes of one reconcile of `namespace/name`.
     pub fn record_writes(&self, namespace: &str, name: &str, writes: usize) {
-        self.reconciles.fetch_add(1, Ordering::Relaxed);
         self.total_writes
             .fetch_add(writes as u64, Ordering::Relaxed);
         let mut w = self.writes.lock().expect("not poisoned");
@@ -88,41 +80,5 @@ impl Context {
     /// API writes of every reconcile since start.
     pub fn total_writes(&self) -> u64 {
         self.total_writes.load(Ordering::Relaxed)
-    }
-
-    /// Marks the controller as started (`/readyz`).
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
-    /// Prometheus text exposition of the counters.
-    pub fn metrics_text(&self) -> String {
-        let mut out = String::new();
-        for (name, help, value) in [
-            (
-                "wandb_operator_reconciles_total",
-                "Reconciles of WeightsAndBiases resources that ran their apply step.",
-                self.reconciles.load(Ordering::Relaxed),
-            ),
-            (
-                "wandb_operator_reconcile_errors_total",
-                "Reconciles that failed and were retried with backoff.",
-                self.errors.load(Ordering::Relaxed),
-            ),
-            (
-                "wandb_operator_api_writes_total",
-                "API writes (apply, create, patch, delete, status) made by reconciles.",
-                self.total_writes(),
-            ),
-        ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
-            ));
-        }
-        out
     }
 }

@@ -141,9 +141,7 @@ pub async fn run(ctx: Arc<Context>, namespaces: &[String], concurrency: u16, shu
             }
         })
     });
-    ctx.set_ready(true);
     futures::future::join_all(runs).await;
-    ctx.set_ready(false);
     tracing::info!("controller stopped");
 }
 
