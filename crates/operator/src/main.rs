@@ -1,6 +1,7 @@
 //! `wandb-operator`: the controller and its offline tools.
 
 mod render_cmd;
+mod run_cmd;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ enum Command {
     Crd,
     /// Print every object the operator would create for a WeightsAndBiases resource (offline).
     Render(render_cmd::RenderArgs),
+    /// Run the controller against the cluster of the current kubeconfig or service account.
+    Run(run_cmd::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,5 +36,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Render(args) => render_cmd::run(&args),
+        Command::Run(args) => run_cmd::run(&args),
     }
 }

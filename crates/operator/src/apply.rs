@@ -1,0 +1,388 @@
+//! The one apply engine: server-side apply (field manager `wandb-operator`, forced) of any
+//! desired object, skipping the write when the live object already holds every field we own,
+//! and pruning by labels what an instance owns but no longer renders.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+use wandb_engine::names;
+
+/// The field manager of every write.
+pub const FIELD_MANAGER: &str = "wandb-operator";
+
+/// Kinds the engine renders, `(apiVersion, kind, plural)`; also the kinds that are pruned
+/// (PersistentVolumeClaims are data and never pruned).
+pub const KINDS: &[(&str, &str, &str)] = &[
+    ("v1", "ServiceAccount", "serviceaccounts"),
+    ("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    ("v1", "ConfigMap", "configmaps"),
+    ("v1", "Secret", "secrets"),
+    ("v1", "Service", "services"),
+    ("apps/v1", "Deployment", "deployments"),
+    ("apps/v1", "StatefulSet", "statefulsets"),
+    ("batch/v1", "Job", "jobs"),
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+    ),
+    ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    ("networking.k8s.io/v1", "Ingress", "ingresses"),
+];
+
+/// The `ApiResource` of a kind, without discovery: the plural comes from [`KINDS`], or is
+/// derived by the usual English rule for kinds the table does not know.
+pub fn api_resource(api_version: &str, kind: &str) -> ApiResource {
+    let plural = KINDS
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == kind)
+        .map(|(_, _, p)| (*p).to_string())
+        .unwrap_or_else(|| plural_of(kind));
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural)
+}
+
+fn plural_of(kind: &str) -> String {
+    let k = kind.to_ascii_lowercase();
+    if k.ends_with('s') || k.ends_with("sh") || k.ends_with("ch") || k.ends_with('x') {
+        format!("{k}es")
+    } else if let Some(stem) = k
+        .strip_suffix('y')
+        .filter(|stem| !stem.ends_with(['a', 'e', 'i', 'o', 'u']))
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{k}s")
+    }
+}
+
+/// Applies objects in one namespace and counts the writes it makes.
+pub struct Applier {
+    client: Client,
+    namespace: String,
+    writes: AtomicUsize,
+}
+
+impl Applier {
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Applier {
+            client,
+            namespace: namespace.to_string(),
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// API writes (apply, create, patch, delete) made so far.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Counts a write made outside this type (e.g. a status patch).
+    pub fn count_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn api(&self, api_version: &str, kind: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.namespace,
+            &api_resource(api_version, kind),
+        )
+    }
+
+    /// Server-side applies `object` (which carries apiVersion, kind and metadata.name), with
+    /// `owner` as its only owner reference when given. Returns whether it wrote.
+    pub async fn apply(
+        &self,
+        object: &Value,
+        owner: Option<&OwnerReference>,
+    ) -> Result<bool, kube::Error> {
+        let mut desired = object.clone();
+        if let Some(owner) = owner {
+            desired["metadata"]["ownerReferences"] =
+                serde_json::to_value([owner]).expect("owner references serialize");
+        }
+        let api_version = desired["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let kind = desired["kind"].as_str().unwrap_or_default().to_string();
+        let name = desired["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let api = self.api(&api_version, &kind);
+        if let Some(live) = api.get_opt(&name).await? {
+            let live = serde_json::to_value(&live).expect("objects serialize");
+            if let Some(note) = keep_immutable(&kind, &mut desired, &live) {
+                tracing::warn!(%kind, %name, "{note}");
+            }
+            if is_subset(&desired, &live) {
+                return Ok(false);
+            }
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&name, &params, &Patch::Apply(&desired)).await?;
+        self.count_write();
+        tracing::debug!(%kind, %name, "applied");
+        Ok(true)
+    }
+
+    /// Deletes `kind`/`name` (background propagation). Returns whether it existed.
+    pub async fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<bool, kube::Error> {
+        match self
+            .api(api_version, kind)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {
+                self.count_write();
+                tracing::debug!(%kind, %name, "deleted");
+                Ok(true)
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes objects of every known kind labelled as this instance's and managed by the
+    /// operator whose `(kind, name)` is not in `keep`. Objects marked retained are never pruned.
+    /// Returns the pruned `kind/name`s.
+    pub async fn prune(
+        &self,
+        instance: &str,
+        keep: &BTreeSet<(String, String)>,
+    ) -> Result<Vec<String>, kube::Error> {
+        let selector = format!(
+            "{}={},{}={}",
+            names::INSTANCE_LABEL,
+            names::label_value(instance),
+            names::MANAGED_BY_LABEL,
+            names::MANAGED_BY
+        );
+        let mut pruned = Vec::new();
+        for (api_version, kind, _) in KINDS {
+            let list = self
+                .api(api_version, kind)
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await?;
+            for item in list.items {
+                let name = item.name_any();
+                let retained = item
+                    .annotations()
+                    .get(names::RETAIN_ANNOTATION)
+                    .is_some_and(|v| v == "true");
+                if retained
+                    || item.metadata.deletion_timestamp.is_some()
+                    || keep.contains(&((*kind).to_string(), name.clone()))
+                {
+                    continue;
+                }
+                if self.delete(api_version, kind, &name).await? {
+                    pruned.push(format!("{kind}/{name}"));
+                }
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+/// Fields the API server never lets change keep their live value, so that a changed desired
+/// value (e.g. a different storage size from new sizing) does not fail the whole apply. Returns
+/// what was kept, to log.
+pub fn keep_immutable(kind: &str, desired: &mut Value, live: &Value) -> Option<String> {
+    if kind != "StatefulSet" {
+        return None;
+    }
+    let live_vct = live.pointer("/spec/volumeClaimTemplates")?;
+    let desired_vct = desired.pointer_mut("/spec/volumeClaimTemplates")?;
+    if is_subset(desired_vct, live_vct) {
+        return None;
+    }
+    *desired_vct = live_vct.clone();
+    Some(
+        "spec.volumeClaimTemplates differ from the live StatefulSet's and are immutable: kept \
+         the live ones (resize the PersistentVolumeClaims to change storage)"
+            .into(),
+    )
+}
+
+/// Whether every field of `desired` is present with an equal value in `live`: objects by key,
+/// arrays element-wise with equal length. The API server's omissions and normalizations count as
+/// equal: a zero value (`null`, `""`, `false`, `0`, `{}`, `[]`) matches an absent field, numbers
+/// compare by value, and resource quantities by amount (`1000m` == `1`).
+pub fn is_subset(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| match l.get(k) {
+            Some(lv) => is_subset(dv, lv),
+            None => is_zero(dv),
+        }),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv))
+        }
+        (Value::Number(d), Value::Number(l)) => d.as_f64() == l.as_f64(),
+        (Value::String(d), Value::String(l)) => {
+            d == l || matches!((quantity(d), quantity(l)), (Some(a), Some(b)) if a == b)
+        }
+        (d, Value::Null) => is_zero(d),
+        (d, l) => d == l,
+    }
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_zero),
+    }
+}
+
+/// A Kubernetes resource quantity as a number (`500m` -> 0.5, `1Gi` -> 1073741824).
+fn quantity(s: &str) -> Option<f64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    if s.is_empty() || !s.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    for (suffix, factor) in SUFFIXES {
+        if let Some(num) = s.strip_suffix(suffix) {
+            return num.parse::<f64>().ok().map(|n| n * factor);
+        }
+    }
+    s.parse::<f64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plurals_without_discovery() {
+        let ar = api_resource("networking.k8s.io/v1", "Ingress");
+        assert_eq!(
+            (ar.group.as_str(), ar.plural.as_str()),
+            ("networking.k8s.io", "ingresses")
+        );
+        let ar = api_resource("v1", "ConfigMap");
+        assert_eq!((ar.group.as_str(), ar.version.as_str()), ("", "v1"));
+        assert_eq!(ar.api_version, "v1");
+        assert_eq!(
+            api_resource("gateway.networking.k8s.io/v1", "HTTPRoute").plural,
+            "httproutes"
+        );
+        assert_eq!(plural_of("NetworkPolicy"), "networkpolicies");
+        assert_eq!(plural_of("Gateway"), "gateways");
+    }
+
+    #[test]
+    fn subset_ignores_server_additions_and_normalizations() {
+        let desired = json!({
+            "metadata": {"name": "a", "labels": {"x": "1"}},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [{
+                "name": "c", "image": "i:1",
+                "env": [{"name": "A", "value": ""}],
+                "resources": {"requests": {"cpu": "1000m", "memory": "1Gi"}},
+                "securityContext": {}
+            }]}}}
+        });
+        let live = json!({
+            "metadata": {"name": "a", "labels": {"x": "1", "other": "y"}, "uid": "u"},
+            "spec": {"replicas": 1, "revisionHistoryLimit": 10, "template": {"spec": {"containers": [{
+                "name": "c", "image": "i:1", "imagePullPolicy": "IfNotPresent",
+                "env": [{"name": "A"}],
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}
+            }]}}},
+            "status": {}
+        });
+        assert!(is_subset(&desired, &live));
+    }
+
+    #[test]
+    fn subset_sees_drift() {
+        let desired = json!({"spec": {"containers": [{"name": "c", "image": "i:1"}]}});
+        let changed = json!({"spec": {"containers": [{"name": "c", "image": "i:2"}]}});
+        let extra = json!({"spec": {"containers": [
+            {"name": "c", "image": "i:1"}, {"name": "d", "image": "i:1"}
+        ]}});
+        assert!(!is_subset(&desired, &changed));
+        assert!(!is_subset(&desired, &extra));
+        assert!(!is_subset(&json!({"a": "x"}), &json!({})));
+        assert!(!is_subset(
+            &json!({"r": {"cpu": "1"}}),
+            &json!({"r": {"cpu": "2"}})
+        ));
+        assert!(!is_subset(&json!({"a": true}), &json!({})));
+    }
+
+    #[test]
+    fn statefulset_volume_claim_templates_keep_their_live_value() {
+        let vct = |size: &str| {
+            json!({"spec": {"replicas": 1, "volumeClaimTemplates": [
+                {"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": size}}}}
+            ]}})
+        };
+        let live = vct("10Gi");
+        let mut desired = vct("5Gi");
+        assert!(keep_immutable("StatefulSet", &mut desired, &live).is_some());
+        assert_eq!(desired, live);
+        let mut same = vct("10Gi");
+        assert!(keep_immutable("StatefulSet", &mut same, &live).is_none());
+        let mut deployment = vct("5Gi");
+        assert!(keep_immutable("Deployment", &mut deployment, &live).is_none());
+        assert_eq!(deployment, vct("5Gi"));
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity("500m"), Some(0.5));
+        assert_eq!(quantity("1Ki"), Some(1024.0));
+        assert_eq!(quantity("2"), Some(2.0));
+        assert_eq!(quantity("abc"), None);
+        assert_eq!(quantity("Mi"), None);
+    }
+}

@@ -1,0 +1,76 @@
+//! Deletion: the retention policy for retained data (generated credentials, PVCs). `detach`
+//! removes this resource's owner references so garbage collection keeps them; `purge` deletes
+//! them. Everything else goes with the garbage collector through its owner reference.
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use wandb_api::{RetentionPolicy, WeightsAndBiases};
+use wandb_engine::names;
+
+use super::{Context, Error};
+use crate::apply::Applier;
+
+/// Kinds that can hold retained data.
+const RETAINED_KINDS: &[(&str, &str)] = &[("v1", "Secret"), ("v1", "PersistentVolumeClaim")];
+
+pub async fn run(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = cr.namespace().unwrap_or_default();
+    let name = cr.name_any();
+    let uid = cr.uid().unwrap_or_default();
+    let policy = cr
+        .spec
+        .retention_policy
+        .as_ref()
+        .map(|r| r.on_delete)
+        .unwrap_or_default();
+    let applier = Applier::new(ctx.client.clone(), &ns);
+    let selector = format!(
+        "{}={},{}={}",
+        names::INSTANCE_LABEL,
+        names::label_value(&name),
+        names::MANAGED_BY_LABEL,
+        names::MANAGED_BY
+    );
+    for (api_version, kind) in RETAINED_KINDS {
+        let api = applier.api(api_version, kind);
+        let list = api
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await?;
+        for item in list.items {
+            let retained = item
+                .annotations()
+                .get(names::RETAIN_ANNOTATION)
+                .is_some_and(|v| v == "true");
+            if !retained {
+                continue;
+            }
+            let obj = item.name_any();
+            match policy {
+                RetentionPolicy::Purge => {
+                    applier.delete(api_version, kind, &obj).await?;
+                    tracing::info!(%ns, %name, %kind, %obj, "purged retained object");
+                }
+                RetentionPolicy::Detach => {
+                    let refs = item.owner_references();
+                    if !refs.iter().any(|r| r.uid == uid) {
+                        continue;
+                    }
+                    let remaining: Vec<_> = refs.iter().filter(|r| r.uid != uid).collect();
+                    api.patch(
+                        &obj,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"ownerReferences": remaining}})),
+                    )
+                    .await?;
+                    applier.count_write();
+                    tracing::info!(%ns, %name, %kind, %obj, "detached retained object");
+                }
+            }
+        }
+    }
+    Ok(Action::await_change())
+}

@@ -1,0 +1,84 @@
+//! State shared by every reconcile: the client, one event recorder (it aggregates repeats),
+//! failure counts for backoff, and write counters.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+/// Shared controller state.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    /// Manifest location used when `spec.wandb.manifestRepository` is unset.
+    pub default_manifest: String,
+    failures: Mutex<HashMap<String, u32>>,
+    writes: Mutex<HashMap<String, Vec<usize>>>,
+    total_writes: AtomicU64,
+}
+
+/// How many reconciles' write counts are kept per object.
+const HISTORY: usize = 64;
+
+impl Context {
+    pub fn new(client: Client) -> Self {
+        let instance = std::env::var("POD_NAME").ok();
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "wandb-operator".into(),
+                instance,
+            },
+        );
+        Context {
+            client,
+            recorder,
+            default_manifest: "builtin://".into(),
+            failures: Mutex::default(),
+            writes: Mutex::default(),
+            total_writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a failure of the object with `uid`; returns the consecutive count.
+    pub fn record_failure(&self, uid: &str) -> u32 {
+        let mut f = self.failures.lock().expect("not poisoned");
+        let n = f.entry(uid.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// Forgets the failures of the object with `uid` (after a successful reconcile).
+    pub fn reset_failures(&self, uid: &str) {
+        self.failures.lock().expect("not poisoned").remove(uid);
+    }
+
+    /// Records the API writes of one reconcile of `namespace/name`.
+    pub fn record_writes(&self, namespace: &str, name: &str, writes: usize) {
+        self.total_writes
+            .fetch_add(writes as u64, Ordering::Relaxed);
+        let mut w = self.writes.lock().expect("not poisoned");
+        let h = w.entry(format!("{namespace}/{name}")).or_default();
+        if h.len() == HISTORY {
+            h.remove(0);
+        }
+        h.push(writes);
+    }
+
+    /// Write counts of the recent reconciles of `namespace/name`, oldest first.
+    pub fn write_history(&self, namespace: &str, name: &str) -> Vec<usize> {
+        self.writes
+            .lock()
+            .expect("not poisoned")
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// API writes of every reconcile since start.
+    pub fn total_writes(&self) -> u64 {
+        self.total_writes.load(Ordering::Relaxed)
+    }
+}

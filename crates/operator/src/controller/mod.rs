@@ -1,0 +1,232 @@
+//! Controller wiring: watches, bounded concurrency, per-object exponential backoff, graceful
+//! shutdown. The reconcile itself lives in [`reconcile`].
+
+mod cleanup;
+mod context;
+mod reconcile;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::future::{FutureExt as _, Shared};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use wandb_api::WeightsAndBiases;
+use wandb_engine::names;
+
+pub use context::Context;
+pub use reconcile::FINALIZER;
+
+/// A shutdown trigger that several controllers can wait on.
+pub type Shutdown = Shared<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>;
+
+/// Makes a [`Shutdown`] from any future.
+pub fn shutdown_on(f: impl Future<Output = ()> + Send + Sync + 'static) -> Shutdown {
+    let boxed: Pin<Box<dyn Future<Output = ()> + Send + Sync>> = Box::pin(f);
+    boxed.shared()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                let term = async move {
+                    term.recv().await;
+                };
+                futures::future::select(Box::pin(ctrl_c), Box::pin(term)).await;
+            }
+            Err(_) => ctrl_c.await,
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}
+
+/// Errors of one reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn owned<K>(
+    c: Controller<WeightsAndBiases>,
+    client: &Client,
+    ns: Option<&str>,
+) -> Controller<WeightsAndBiases>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let managed = format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGED_BY);
+    c.owns(
+        api::<K>(client, ns),
+        watcher::Config::default().labels(&managed),
+    )
+}
+
+/// Runs the controller for `namespaces` (all namespaces when empty) until `shutdown` resolves;
+/// in-flight reconciles are drained first.
+pub async fn run(ctx: Arc<Context>, namespaces: &[String], concurrency: u16, shutdown: Shutdown) {
+    let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().map(|n| Some(n.as_str())).collect()
+    };
+    let runs = scopes.into_iter().map(|ns| {
+        let client = ctx.client.clone();
+        let mut c = Controller::new(
+            api::<WeightsAndBiases>(&client, ns),
+            watcher::Config::default().any_semantic(),
+        );
+        c = owned::<Deployment>(c, &client, ns);
+        c = owned::<StatefulSet>(c, &client, ns);
+        c = owned::<Job>(c, &client, ns);
+        c = owned::<Service>(c, &client, ns);
+        c = owned::<Secret>(c, &client, ns);
+        c = owned::<ConfigMap>(c, &client, ns);
+        c = owned::<Ingress>(c, &client, ns);
+        tracing::info!(
+            namespace = ns.unwrap_or("<all>"),
+            concurrency,
+            "controller starting"
+        );
+        c.with_config(
+            controller::Config::default()
+                .concurrency(concurrency)
+                .debounce(Duration::from_millis(200)),
+        )
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile::reconcile, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, action)) => tracing::debug!(%obj, ?action, "reconciled"),
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(%obj, "object gone before its reconcile")
+                }
+                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+            }
+        })
+    });
+    futures::future::join_all(runs).await;
+    tracing::info!("controller stopped");
+}
+
+/// Per-object exponential backoff: 1 s doubling to 5 min, reset by a successful reconcile.
+fn error_policy(cr: Arc<WeightsAndBiases>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = cr.metadata.uid.clone().unwrap_or_default();
+    let failures = ctx.record_failure(&key);
+    let delay = backoff(failures);
+    tracing::warn!(
+        name = cr.metadata.name.as_deref().unwrap_or_default(),
+        namespace = cr.metadata.namespace.as_deref().unwrap_or_default(),
+        error = %err,
+        failures,
+        retry_in = ?delay,
+        "reconcile error"
+    );
+    if !is_conflict(err) {
+        // Explain a stuck object in `kubectl describe` (repeats aggregate into one series).
+        let recorder = ctx.recorder.clone();
+        let reference = cr.object_ref(&());
+        let note = truncate(&format!("{err}; retrying in {}s", delay.as_secs()), 1000);
+        tokio::spawn(async move {
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "ReconcileFailed".into(),
+                note: Some(note),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::debug!(error = %e, "could not publish an event");
+            }
+        });
+    }
+    Action::requeue(delay)
+}
+
+/// An optimistic-concurrency conflict: retried without telling anyone.
+fn is_conflict(err: &Error) -> bool {
+    let kube_err = match err {
+        Error::Kube(e) => Some(e),
+        Error::Finalizer(f) => match f.as_ref() {
+            kube::runtime::finalizer::Error::ApplyFailed(Error::Kube(e))
+            | kube::runtime::finalizer::Error::CleanupFailed(Error::Kube(e))
+            | kube::runtime::finalizer::Error::AddFinalizer(e)
+            | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Some(e),
+            _ => None,
+        },
+        Error::Internal(_) => None,
+    };
+    matches!(kube_err, Some(kube::Error::Api(s)) if s.code == 409)
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    let mut cut = s.len().min(max);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s[..cut].to_string()
+}
+
+/// The delay after `failures` consecutive failures (>= 1).
+pub fn backoff(failures: u32) -> Duration {
+    let secs = 1u64
+        .checked_shl(failures.saturating_sub(1))
+        .unwrap_or(u64::MAX)
+        .min(300);
+    Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_five_minutes() {
+        let secs: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff(100).as_secs(), 300);
+    }
+
+    #[test]
+    fn truncates_at_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,324 @@
+//! One reconcile of a WeightsAndBiases: manifest -> plan -> secrets -> gated, ordered apply ->
+//! prune -> status (only written when it changed) -> events for transitions.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use wandb_api::{Reason, RetentionPolicy, WeightsAndBiases, WeightsAndBiasesStatus};
+use wandb_engine::Phase;
+use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
+
+use super::{Context, Error, cleanup};
+use crate::apply::{Applier, FIELD_MANAGER};
+use crate::gates::{Gates, JobState, MigrationGate, migration_gate};
+use crate::status::{self, Facts, ManifestProblem, Transition};
+use crate::{observe, secrets};
+
+/// The finalizer that runs the retention policy on delete.
+pub const FINALIZER: &str = "apps.wandb.com/cleanup";
+
+const REQUEUE_READY: Duration = Duration::from_secs(300);
+const REQUEUE_PROGRESSING: Duration = Duration::from_secs(10);
+const REQUEUE_MIGRATING: Duration = Duration::from_secs(5);
+const REQUEUE_STALLED: Duration = Duration::from_secs(120);
+
+pub async fn reconcile(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = cr
+        .namespace()
+        .ok_or_else(|| Error::Internal("WeightsAndBiases without a namespace".into()))?;
+    let uid = cr.uid().unwrap_or_default();
+    let api: Api<WeightsAndBiases> = Api::namespaced(ctx.client.clone(), &ns);
+    let action = finalizer(&api, FINALIZER, cr, |event| async {
+        match event {
+            Event::Apply(cr) => apply(cr, ctx.clone()).await,
+            Event::Cleanup(cr) => cleanup::run(cr, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    ctx.reset_failures(&uid);
+    Ok(action)
+}
+
+async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = cr.namespace().unwrap_or_default();
+    let name = cr.name_any();
+    let started = Instant::now();
+    let applier = Applier::new(ctx.client.clone(), &ns);
+    let result = apply_inner(&cr, &ctx, &applier).await;
+    let writes = applier.writes();
+    ctx.record_writes(&ns, &name, writes);
+    tracing::debug!(%ns, %name, writes, elapsed = ?started.elapsed(), ok = result.is_ok(), "reconcile done");
+    result
+}
+
+/// Loads and checks the manifest; a problem is a user-fixable value, not an error.
+fn load_manifest(
+    field: &str,
+    location: &str,
+    version: &str,
+) -> Result<ServerManifest, ManifestProblem> {
+    let problem = |e: ManifestError| {
+        let reason = match &e {
+            ManifestError::Incompatible { .. } | ManifestError::BadRequirement { .. } => {
+                Reason::MANIFEST_INCOMPATIBLE
+            }
+            ManifestError::Io { .. }
+            | ManifestError::NotFound { .. }
+            | ManifestError::OciNotSupported { .. }
+            | ManifestError::BadLocation { .. } => Reason::MANIFEST_UNAVAILABLE,
+            _ => Reason::MANIFEST_INVALID,
+        };
+        ManifestProblem {
+            reason,
+            message: format!("{field} {location} (version {version}): {e}"),
+        }
+    };
+    let manifest = ManifestLocation::parse(location)
+        .and_then(|l| l.load(version))
+        .map_err(problem)?;
+    manifest.check_compatible().map_err(problem)?;
+    manifest.ensure_valid().map_err(problem)?;
+    Ok(manifest)
+}
+
+async fn apply_inner(
+    cr: &WeightsAndBiases,
+    ctx: &Context,
+    applier: &Applier,
+) -> Result<Action, Error> {
+    let prev = cr.status.clone().unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let version = cr.spec.wandb.version.clone();
+    let mut facts = Facts {
+        generation: cr.metadata.generation,
+        version: version.clone(),
+        hostname: cr.spec.wandb.hostname.clone(),
+        manifest: None,
+        invalid_spec: None,
+        missing_secrets: vec![],
+        infra: vec![],
+        migrations: MigrationGate::Pending,
+        migration_count: 0,
+        deployments: vec![],
+        generated_secrets: vec![],
+    };
+
+    // 1. Manifest.
+    let (location, field) = match &cr.spec.wandb.manifest_repository {
+        Some(l) => (l.clone(), "spec.wandb.manifestRepository"),
+        None => (
+            ctx.default_manifest.clone(),
+            "the default manifest (spec.wandb.manifestRepository is unset)",
+        ),
+    };
+    let manifest = match load_manifest(field, &location, &version) {
+        Ok(m) => m,
+        Err(p) => {
+            facts.manifest = Some(p);
+            write_status(cr, ctx, applier, &prev, &facts, &now).await?;
+            return Ok(Action::requeue(REQUEUE_STALLED));
+        }
+    };
+
+    // 2. Plan (pure).
+    let built = match wandb_engine::plan(cr, &manifest, None) {
+        Ok(b) => b,
+        Err(errs) => {
+            let msg = errs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            facts.invalid_spec = Some(msg);
+            write_status(cr, ctx, applier, &prev, &facts, &now).await?;
+            return Ok(Action::requeue(REQUEUE_STALLED));
+        }
+    };
+    for w in &built.warnings {
+        tracing::debug!(name = %cr.name_any(), warning = %w, "plan warning");
+    }
+
+    // 3. Secrets: generated once, license copied, connection Secrets checked.
+    let owner = cr
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::Internal("WeightsAndBiases without a uid".into()))?;
+    let purge = cr
+        .spec
+        .retention_policy
+        .as_ref()
+        .is_some_and(|r| r.on_delete == RetentionPolicy::Purge);
+    let retained_owner = purge.then_some(&owner);
+    let sf = secrets::ensure(applier, cr, &built.secrets, &owner, retained_owner).await?;
+    facts.missing_secrets = sf.missing;
+    facts.generated_secrets = generated_by_manifest_name(cr, &manifest, sf.generated);
+
+    // 4. Gates from observed facts.
+    let client = applier.client();
+    let ns = applier.namespace();
+    let jobs = observe::migrations(client, ns, &built.objects).await?;
+    let last_success = prev
+        .wandb
+        .as_ref()
+        .and_then(|w| w.migration.as_ref())
+        .and_then(|m| m.last_success_version.as_deref());
+    facts.infra = observe::infra(client, ns, &built.infra).await?;
+    let infra_ready = facts.infra_ready();
+    let gates = Gates {
+        infra_ready,
+        migrations: migration_gate(&version, last_success, &jobs, infra_ready),
+    };
+
+    // 5. Apply, phase by phase (objects come sorted by phase).
+    for o in &built.objects {
+        if !gates.open(o.phase) {
+            continue;
+        }
+        if o.kind == "Job" && job_exists(applier, o, &jobs).await? {
+            continue; // Jobs are immutable; an existing one is observed, never re-applied
+        }
+        let owner_for = if o.retain {
+            retained_owner
+        } else {
+            Some(&owner)
+        };
+        applier.apply(&o.object, owner_for).await?;
+    }
+
+    // 6. Prune what this instance owns but no longer renders.
+    let mut keep: BTreeSet<(String, String)> = built
+        .objects
+        .iter()
+        .map(|o| (o.kind.clone(), o.name.clone()))
+        .collect();
+    keep.extend(
+        built
+            .secrets
+            .iter()
+            .map(|s| ("Secret".to_string(), s.name.clone())),
+    );
+    let pruned = applier.prune(&cr.name_any(), &keep).await?;
+    if !pruned.is_empty() {
+        tracing::info!(name = %cr.name_any(), ?pruned, "pruned");
+    }
+
+    // 7. Status.
+    facts.migration_count = jobs.len();
+    facts.migrations = gates.migrations.clone();
+    facts.deployments = observe::deployments(client, ns, &built.objects).await?;
+    let next = write_status(cr, ctx, applier, &prev, &facts, &now).await?;
+
+    // 8. Migrations recorded as succeeded: their finished Jobs can go.
+    if gates.migrations == MigrationGate::AllComplete {
+        for j in jobs.iter().filter(|j| j.state == JobState::Complete) {
+            applier.delete("batch/v1", "Job", &j.job).await?;
+        }
+    }
+
+    let stalled = matches!(gates.migrations, MigrationGate::Failed { .. });
+    Ok(Action::requeue(if next.ready {
+        REQUEUE_READY
+    } else if stalled {
+        REQUEUE_STALLED
+    } else if gates.open(Phase::Migrations) {
+        REQUEUE_MIGRATING
+    } else {
+        REQUEUE_PROGRESSING
+    }))
+}
+
+/// Whether the Job `o` exists (migration Jobs were observed already; others are looked up).
+async fn job_exists(
+    applier: &Applier,
+    o: &wandb_engine::DesiredObject,
+    migrations: &[crate::gates::MigrationFact],
+) -> Result<bool, Error> {
+    if let Some(m) = migrations.iter().find(|m| m.job == o.name) {
+        return Ok(m.state != JobState::Missing);
+    }
+    let api = applier.api(&o.api_version, &o.kind);
+    Ok(api.get_metadata_opt(&o.name).await?.is_some())
+}
+
+/// Generated Secrets `(Secret name, key)` keyed by their manifest name (the Secret name when
+/// the manifest does not declare it).
+fn generated_by_manifest_name(
+    cr: &WeightsAndBiases,
+    manifest: &ServerManifest,
+    generated: Vec<(String, String)>,
+) -> Vec<(String, String, String)> {
+    let inst = wandb_engine::Instance::from_cr(cr).ok();
+    generated
+        .into_iter()
+        .map(|(secret, key)| {
+            let manifest_name = inst
+                .as_ref()
+                .and_then(|inst| {
+                    manifest
+                        .generated_secrets
+                        .iter()
+                        .find(|gs| wandb_engine::env::generated_secret_name(inst, gs) == secret)
+                })
+                .map_or_else(|| secret.clone(), |gs| gs.name.clone());
+            (manifest_name, secret, key)
+        })
+        .collect()
+}
+
+/// Computes the status, patches it only when it changed, and publishes transition events.
+async fn write_status(
+    cr: &WeightsAndBiases,
+    ctx: &Context,
+    applier: &Applier,
+    prev: &WeightsAndBiasesStatus,
+    facts: &Facts,
+    now: &Time,
+) -> Result<WeightsAndBiasesStatus, Error> {
+    let next = status::compute(prev, facts, now);
+    if cr.status.as_ref() == Some(&next) {
+        return Ok(next);
+    }
+    let api: Api<WeightsAndBiases> = Api::namespaced(ctx.client.clone(), applier.namespace());
+    let patch = json!({
+        "apiVersion": WeightsAndBiases::api_version(&()),
+        "kind": WeightsAndBiases::kind(&()),
+        "status": next,
+    });
+    api.patch_status(
+        &cr.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    applier.count_write();
+    for t in status::transitions(prev, &next) {
+        publish(ctx, cr, &t).await;
+    }
+    Ok(next)
+}
+
+async fn publish(ctx: &Context, cr: &WeightsAndBiases, t: &Transition) {
+    let note = super::truncate(&t.note, 1000);
+    let event = KubeEvent {
+        type_: if t.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: t.reason.clone(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cr.object_ref(&())).await {
+        tracing::warn!(name = %cr.name_any(), error = %e, "could not publish an event");
+    }
+}

@@ -1,0 +1,240 @@
+//! Which apply phases may run, decided from observed facts only (pure).
+//!
+//! - RBAC, config and infra objects are always applied.
+//! - Migration Jobs for version V run only when every connection Secret exists (infra ready).
+//! - Applications (and then networking) at V roll out only when every migration Job for V
+//!   completed, or when the status already records V as the last successful migration (the
+//!   finished Jobs are deleted after that is recorded, and are not re-created).
+//! - A failed migration Job stops the rollout: the previous version's Deployments stay untouched.
+
+use wandb_engine::Phase;
+
+/// What a migration Job looks like in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Not created (yet, or deleted after success).
+    Missing,
+    /// Created, neither complete nor failed.
+    Running,
+    /// Condition `Complete=True`.
+    Complete,
+    /// Condition `Failed=True`, with the Job's reason and message.
+    Failed { reason: String, message: String },
+}
+
+/// One migration Job of the requested version, by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationFact {
+    pub job: String,
+    pub state: JobState,
+}
+
+/// The migration gate for the requested version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MigrationGate {
+    /// `status.wandb.migration.lastSuccessVersion` already equals the version.
+    Recorded,
+    /// Every Job completed (or there are none): record it, then delete the Jobs.
+    AllComplete,
+    /// At least one Job is running, none failed.
+    Running,
+    /// Some Job is not created yet (and none failed).
+    Pending,
+    /// A Job failed; the rollout stops here.
+    Failed {
+        job: String,
+        reason: String,
+        message: String,
+    },
+}
+
+impl MigrationGate {
+    /// Applications of the version may roll out.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, MigrationGate::Recorded | MigrationGate::AllComplete)
+    }
+}
+
+/// Decides the migration gate. A failure wins over everything but an already recorded success.
+/// A version without migrations succeeds vacuously, but only once the infra is ready (so that
+/// `lastSuccessVersion` never records a version whose database was never reachable).
+pub fn migration_gate(
+    version: &str,
+    last_success_version: Option<&str>,
+    jobs: &[MigrationFact],
+    infra_ready: bool,
+) -> MigrationGate {
+    if last_success_version == Some(version) {
+        return MigrationGate::Recorded;
+    }
+    if jobs.is_empty() && !infra_ready {
+        return MigrationGate::Pending;
+    }
+    if let Some((job, reason, message)) = jobs.iter().find_map(|j| match &j.state {
+        JobState::Failed { reason, message } => Some((j.job.clone(), reason, message)),
+        _ => None,
+    }) {
+        return MigrationGate::Failed {
+            job,
+            reason: reason.clone(),
+            message: message.clone(),
+        };
+    }
+    if jobs.iter().all(|j| j.state == JobState::Complete) {
+        MigrationGate::AllComplete
+    } else if jobs.iter().any(|j| j.state == JobState::Missing) {
+        MigrationGate::Pending
+    } else {
+        MigrationGate::Running
+    }
+}
+
+/// The phases this reconcile may apply, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gates {
+    pub infra_ready: bool,
+    pub migrations: MigrationGate,
+}
+
+impl Gates {
+    /// Whether objects of `phase` may be applied now.
+    pub fn open(&self, phase: Phase) -> bool {
+        match phase {
+            Phase::Rbac | Phase::Config | Phase::Infra => true,
+            Phase::Migrations => {
+                self.infra_ready
+                    && matches!(
+                        self.migrations,
+                        MigrationGate::Pending | MigrationGate::Running
+                    )
+            }
+            Phase::Applications | Phase::Networking => {
+                self.infra_ready && self.migrations.succeeded()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(job: &str, state: JobState) -> MigrationFact {
+        MigrationFact {
+            job: job.into(),
+            state,
+        }
+    }
+
+    fn failed() -> JobState {
+        JobState::Failed {
+            reason: "BackoffLimitExceeded".into(),
+            message: "Job has reached the specified backoff limit".into(),
+        }
+    }
+
+    #[test]
+    fn recorded_success_wins_even_without_jobs() {
+        assert_eq!(
+            migration_gate(
+                "0.84.0",
+                Some("0.84.0"),
+                &[fact("a", JobState::Missing)],
+                false
+            ),
+            MigrationGate::Recorded
+        );
+    }
+
+    #[test]
+    fn an_older_recorded_version_does_not_open_the_gate() {
+        assert_eq!(
+            migration_gate(
+                "0.84.0",
+                Some("0.79.0"),
+                &[fact("a", JobState::Missing)],
+                false
+            ),
+            MigrationGate::Pending
+        );
+    }
+
+    #[test]
+    fn failure_wins_over_running_and_pending() {
+        let jobs = [
+            fact("a", JobState::Running),
+            fact("b", failed()),
+            fact("c", JobState::Missing),
+        ];
+        match migration_gate("1", None, &jobs, true) {
+            MigrationGate::Failed { job, reason, .. } => {
+                assert_eq!(job, "b");
+                assert_eq!(reason, "BackoffLimitExceeded");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn complete_running_pending() {
+        let done = [fact("a", JobState::Complete), fact("b", JobState::Complete)];
+        assert_eq!(
+            migration_gate("1", None, &done, true),
+            MigrationGate::AllComplete
+        );
+        assert_eq!(
+            migration_gate("1", None, &[], true),
+            MigrationGate::AllComplete
+        );
+        assert_eq!(
+            migration_gate("1", None, &[], false),
+            MigrationGate::Pending
+        );
+        let running = [fact("a", JobState::Complete), fact("b", JobState::Running)];
+        assert_eq!(
+            migration_gate("1", None, &running, true),
+            MigrationGate::Running
+        );
+        let pending = [fact("a", JobState::Running), fact("b", JobState::Missing)];
+        assert_eq!(
+            migration_gate("1", None, &pending, true),
+            MigrationGate::Pending
+        );
+    }
+
+    #[test]
+    fn phases_open_in_order() {
+        let waiting_infra = Gates {
+            infra_ready: false,
+            migrations: MigrationGate::Pending,
+        };
+        assert!(waiting_infra.open(Phase::Rbac) && waiting_infra.open(Phase::Config));
+        assert!(!waiting_infra.open(Phase::Migrations));
+        assert!(!waiting_infra.open(Phase::Applications));
+
+        let migrating = Gates {
+            infra_ready: true,
+            migrations: MigrationGate::Running,
+        };
+        assert!(migrating.open(Phase::Migrations));
+        assert!(!migrating.open(Phase::Applications) && !migrating.open(Phase::Networking));
+
+        let failed = Gates {
+            infra_ready: true,
+            migrations: migration_gate("1", None, &[fact("a", failed())], true),
+        };
+        assert!(!failed.open(Phase::Migrations) && !failed.open(Phase::Applications));
+
+        for m in [MigrationGate::AllComplete, MigrationGate::Recorded] {
+            let done = Gates {
+                infra_ready: true,
+                migrations: m,
+            };
+            assert!(
+                !done.open(Phase::Migrations),
+                "finished Jobs are not re-created"
+            );
+            assert!(done.open(Phase::Applications) && done.open(Phase::Networking));
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The controller side of `wandb-operator` (`run`), as a library so that integration tests can
+//! run it in-process.
+
+pub mod apply;
+pub mod controller;
+pub mod gates;
+pub mod observe;
+pub mod secrets;
+pub mod status;

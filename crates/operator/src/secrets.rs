@@ -1,0 +1,164 @@
+//! The Secrets the engine declares but never fills: generated credentials (created once, never
+//! overwritten), the license copied from the spec, and the connection Secrets that backing
+//! services publish (only their existence is checked here). Values are never logged.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, PostParams};
+use rand::Rng as _;
+use wandb_api::WeightsAndBiases;
+use wandb_engine::{SecretSource, SecretSpec, names};
+
+use crate::apply::Applier;
+
+/// What the secret step observed.
+#[derive(Debug, Default)]
+pub struct SecretFacts {
+    /// Connection Secrets that do not exist.
+    pub missing: Vec<String>,
+    /// Generated Secrets: (Secret name, key).
+    pub generated: Vec<(String, String)>,
+    /// Secrets created from scratch in this pass (names only).
+    pub created: Vec<String>,
+}
+
+/// A random alphanumeric string of `length` characters.
+pub fn random_value(length: u32) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..length.max(1))
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+fn meta(cr: &WeightsAndBiases, spec: &SecretSpec, owner: Option<&OwnerReference>) -> ObjectMeta {
+    let cr_name = cr.metadata.name.clone().unwrap_or_default();
+    let source = serde_json::to_string(&spec.source).expect("serializes");
+    ObjectMeta {
+        name: Some(spec.name.clone()),
+        namespace: cr.metadata.namespace.clone(),
+        labels: Some(BTreeMap::from([
+            (
+                names::INSTANCE_LABEL.to_string(),
+                names::label_value(&cr_name),
+            ),
+            (
+                names::MANAGED_BY_LABEL.to_string(),
+                names::MANAGED_BY.to_string(),
+            ),
+            (
+                "app.kubernetes.io/part-of".to_string(),
+                names::PART_OF.to_string(),
+            ),
+        ])),
+        annotations: Some(BTreeMap::from([
+            (names::SECRET_SOURCE_ANNOTATION.to_string(), source),
+            (
+                names::RETAIN_ANNOTATION.to_string(),
+                spec.retain.to_string(),
+            ),
+        ])),
+        owner_references: owner.map(|o| vec![o.clone()]),
+        ..Default::default()
+    }
+}
+
+/// Fills or checks every declared Secret. `owner` is the controller reference to the CR;
+/// `retained_owner` the one for retained data (`None` unless the retention policy is `purge`).
+pub async fn ensure(
+    applier: &Applier,
+    cr: &WeightsAndBiases,
+    specs: &[SecretSpec],
+    owner: &OwnerReference,
+    retained_owner: Option<&OwnerReference>,
+) -> Result<SecretFacts, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(applier.client().clone(), applier.namespace());
+    let mut facts = SecretFacts::default();
+    for spec in specs {
+        let owner_for = if spec.retain {
+            retained_owner
+        } else {
+            Some(owner)
+        };
+        match &spec.source {
+            SecretSource::Generated { length } => {
+                let key = spec.keys.first().cloned().unwrap_or_else(|| "value".into());
+                facts.generated.push((spec.name.clone(), key));
+                if api.get_metadata_opt(&spec.name).await?.is_some() {
+                    continue; // never overwritten
+                }
+                let secret = Secret {
+                    metadata: meta(cr, spec, owner_for),
+                    data: Some(
+                        spec.keys
+                            .iter()
+                            .map(|k| (k.clone(), ByteString(random_value(*length).into_bytes())))
+                            .collect(),
+                    ),
+                    type_: Some("Opaque".into()),
+                    ..Default::default()
+                };
+                match api.create(&PostParams::default(), &secret).await {
+                    Ok(_) => {
+                        applier.count_write();
+                        facts.created.push(spec.name.clone());
+                        tracing::info!(secret = %spec.name, "generated secret created");
+                    }
+                    // Created concurrently by someone else: keep theirs.
+                    Err(kube::Error::Api(s)) if s.code == 409 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            SecretSource::FromSpec { field } if field == "spec.wandb.license" => {
+                let Some(license) = cr.spec.wandb.license.as_deref() else {
+                    continue;
+                };
+                let secret = Secret {
+                    metadata: meta(cr, spec, owner_for),
+                    data: Some(
+                        spec.keys
+                            .iter()
+                            .map(|k| (k.clone(), ByteString(license.as_bytes().to_vec())))
+                            .collect(),
+                    ),
+                    type_: Some("Opaque".into()),
+                    ..Default::default()
+                };
+                let mut value = serde_json::to_value(&secret).expect("serializes");
+                value["apiVersion"] = "v1".into();
+                value["kind"] = "Secret".into();
+                // The owner is already in the metadata.
+                applier.apply(&value, None).await?;
+            }
+            SecretSource::FromSpec { field } => {
+                tracing::warn!(secret = %spec.name, %field, "unknown spec field for a secret");
+            }
+            SecretSource::ManagedConnection { .. } | SecretSource::ExternalConnection { .. } => {
+                // Published by the backing service's backend; its existence is the readiness fact.
+                if api.get_metadata_opt(&spec.name).await?.is_none() {
+                    facts.missing.push(spec.name.clone());
+                }
+            }
+            SecretSource::EmailSink => {
+                // Composed by the notifications step (not implemented yet).
+            }
+        }
+    }
+    Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_values_are_alphanumeric_of_the_length() {
+        let v = random_value(32);
+        assert_eq!(v.len(), 32);
+        assert!(v.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(v, random_value(32));
+    }
+}

@@ -1,0 +1,733 @@
+//! Status as a pure function of observed facts, and the events its transitions publish.
+//!
+//! `compute(previous, facts, now)` starts from the previous status so that
+//! `lastTransitionTime` stays put for unchanged conditions: an unchanged world yields an equal
+//! status, and the controller then writes nothing.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use wandb_api::{
+    ComponentStatus, ConditionType, InfraStatus, MigrationStatus, Reason, SecretKeySelector,
+    WandbStatus, WeightsAndBiasesStatus, set_condition,
+};
+use wandb_engine::Readiness;
+
+use crate::gates::MigrationGate;
+
+/// Why the manifest could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestProblem {
+    /// One of `Reason::MANIFEST_*`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// A Deployment of the requested applications, as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentFact {
+    /// The component (manifest application) name.
+    pub component: String,
+    pub name: String,
+    pub exists: bool,
+    pub replicas: i32,
+    pub ready_replicas: i32,
+    /// `Available=True`.
+    pub available: bool,
+    /// `status.observedGeneration >= metadata.generation`.
+    pub up_to_date: bool,
+}
+
+impl DeploymentFact {
+    pub fn ready(&self) -> bool {
+        self.exists && self.available && self.up_to_date && self.ready_replicas >= self.replicas
+    }
+}
+
+/// One backing-service instance, as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InfraFact {
+    /// `mysql`, `redis`, `objectStore`, `clickhouse`, `kafka`.
+    pub kind: String,
+    pub instance: String,
+    /// `managed` or `external`.
+    pub mode: String,
+    pub connection_secret: String,
+    /// Readiness of everything but the connection Secret (StatefulSet, setup Jobs).
+    pub readiness: Readiness,
+}
+
+/// Everything the status is computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Facts {
+    pub generation: Option<i64>,
+    pub version: String,
+    pub hostname: String,
+    /// Set when the manifest could not be loaded; nothing else was attempted.
+    pub manifest: Option<ManifestProblem>,
+    /// Set when the engine rejected the spec; nothing else was attempted.
+    pub invalid_spec: Option<String>,
+    /// Connection Secrets that do not exist yet.
+    pub missing_secrets: Vec<String>,
+    /// Backing services (their connection Secrets are in `missing_secrets`).
+    pub infra: Vec<InfraFact>,
+    pub migrations: MigrationGate,
+    /// Number of migration Jobs for the version.
+    pub migration_count: usize,
+    pub deployments: Vec<DeploymentFact>,
+    /// Generated secrets: (manifest name, Secret name, key).
+    pub generated_secrets: Vec<(String, String, String)>,
+}
+
+impl Facts {
+    /// The gate for migrations and applications. Until the backends publish a service's
+    /// connection Secret only once it is ready, the Secret's existence is the readiness fact;
+    /// the services' own state (StatefulSet, setup Jobs) is reported in `status.infra`, and a
+    /// failed setup Job stalls the instance.
+    pub fn infra_ready(&self) -> bool {
+        self.missing_secrets.is_empty() && self.infra_failure().is_none()
+    }
+
+    fn applications_ready(&self) -> bool {
+        self.migrations.succeeded()
+            && self.infra_ready()
+            && self.deployments.iter().all(DeploymentFact::ready)
+    }
+
+    /// A service that will not become ready without a change.
+    pub fn infra_failure(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .infra
+            .iter()
+            .filter_map(|i| match &i.readiness {
+                Readiness::Failed(m) => Some(format!("{} {}: {m}", i.kind, i.instance)),
+                _ => None,
+            })
+            .collect();
+        (!failed.is_empty()).then(|| failed.join("; "))
+    }
+
+    fn infra_message(&self) -> String {
+        let mut parts: Vec<String> = self
+            .infra
+            .iter()
+            .filter_map(|i| match &i.readiness {
+                Readiness::Ready => None,
+                Readiness::Progressing(m) | Readiness::Failed(m) => {
+                    Some(format!("{} {}: {m}", i.kind, i.instance))
+                }
+            })
+            .collect();
+        if !self.missing_secrets.is_empty() {
+            // Last, so that the list is easy to read (and parse).
+            parts.push(format!(
+                "waiting for connection Secret(s) {}",
+                self.missing_secrets.join(", ")
+            ));
+        }
+        if self.infra_ready() {
+            "every connection Secret exists".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// The new status. Pure: the same inputs give the same output.
+pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsAndBiasesStatus {
+    let mut s = prev.clone();
+    let g = f.generation;
+    let c = &mut s.conditions;
+    s.observed_generation = g;
+    s.url = Some(f.hostname.clone());
+
+    if let Some(p) = &f.manifest {
+        set_condition(
+            c,
+            ConditionType::ManifestLoaded,
+            false,
+            p.reason,
+            &p.message,
+            g,
+            now,
+        );
+        stalled(c, p.reason, &p.message, g, now);
+        s.ready = false;
+        return s;
+    }
+    set_condition(
+        c,
+        ConditionType::ManifestLoaded,
+        true,
+        Reason::AS_EXPECTED,
+        format!("server manifest for version {} loaded", f.version),
+        g,
+        now,
+    );
+    if let Some(msg) = &f.invalid_spec {
+        stalled(c, Reason::INVALID_SPEC, msg, g, now);
+        s.ready = false;
+        return s;
+    }
+
+    // Infra: services ready and their connection Secrets written.
+    let infra_ready = f.infra_ready();
+    let infra_msg = f.infra_message();
+    s.infra = infra_map(f);
+    set_condition(
+        c,
+        ConditionType::InfraReady,
+        infra_ready,
+        if infra_ready {
+            Reason::AS_EXPECTED
+        } else {
+            Reason::DEPENDENCIES_NOT_READY
+        },
+        &infra_msg,
+        g,
+        now,
+    );
+
+    // Migrations.
+    let (mig_ok, mig_reason, mig_msg, phase) = match &f.migrations {
+        MigrationGate::Recorded | MigrationGate::AllComplete => (
+            true,
+            Reason::AS_EXPECTED,
+            format!(
+                "{} migration(s) for version {} succeeded",
+                f.migration_count, f.version
+            ),
+            "Succeeded",
+        ),
+        MigrationGate::Running => (
+            false,
+            Reason::MIGRATION_RUNNING,
+            format!("migrations for version {} are running", f.version),
+            "Running",
+        ),
+        MigrationGate::Pending if !infra_ready => (
+            false,
+            Reason::MIGRATION_PENDING,
+            format!(
+                "migrations for version {} wait for the backing services",
+                f.version
+            ),
+            "Pending",
+        ),
+        MigrationGate::Pending => (
+            false,
+            Reason::MIGRATION_PENDING,
+            format!("migrations for version {} are starting", f.version),
+            "Pending",
+        ),
+        MigrationGate::Failed {
+            job,
+            reason,
+            message,
+        } => (
+            false,
+            Reason::MIGRATION_FAILED,
+            format!(
+                "migration Job {job} for version {} failed ({reason}): {message}; the previous \
+                 version keeps running. Fix the cause, then delete the Job to retry",
+                f.version
+            ),
+            "Failed",
+        ),
+    };
+    set_condition(
+        c,
+        ConditionType::MigrationsComplete,
+        mig_ok,
+        mig_reason,
+        &mig_msg,
+        g,
+        now,
+    );
+    let prev_migration = prev.wandb.as_ref().and_then(|w| w.migration.clone());
+    let last_success = if mig_ok {
+        Some(f.version.clone())
+    } else {
+        prev_migration.and_then(|m| m.last_success_version)
+    };
+    s.wandb = Some(WandbStatus {
+        hostname: Some(f.hostname.clone()),
+        migration: Some(MigrationStatus {
+            version: Some(f.version.clone()),
+            last_success_version: last_success,
+            ready: mig_ok,
+            phase: Some(phase.into()),
+            reason: Some(mig_reason.into()),
+            attempts: None,
+        }),
+    });
+
+    // Applications.
+    let apps_ready = f.applications_ready();
+    let apps_msg = if apps_ready {
+        format!("{} application(s) available", f.deployments.len())
+    } else if !mig_ok {
+        format!("applications for version {} wait for migrations", f.version)
+    } else {
+        let waiting: Vec<String> = f
+            .deployments
+            .iter()
+            .filter(|d| !d.ready())
+            .map(|d| format!("{} ({}/{})", d.name, d.ready_replicas, d.replicas))
+            .collect();
+        format!("waiting for Deployment(s) {}", waiting.join(", "))
+    };
+    set_condition(
+        c,
+        ConditionType::ApplicationsReady,
+        apps_ready,
+        if apps_ready {
+            Reason::AS_EXPECTED
+        } else {
+            Reason::APPLICATIONS_NOT_READY
+        },
+        &apps_msg,
+        g,
+        now,
+    );
+    s.components = f
+        .deployments
+        .iter()
+        .map(|d| {
+            let ready = d.ready();
+            let message = (!ready).then(|| {
+                if d.exists {
+                    "not available yet".to_string()
+                } else {
+                    "not created yet".to_string()
+                }
+            });
+            (
+                d.component.clone(),
+                ComponentStatus {
+                    kind: "Application".into(),
+                    ready,
+                    replicas: Some(format!("{}/{}", d.ready_replicas, d.replicas)),
+                    message,
+                },
+            )
+        })
+        .collect();
+    s.generated_secrets = f
+        .generated_secrets
+        .iter()
+        .map(|(manifest_name, name, key)| {
+            (
+                manifest_name.clone(),
+                SecretKeySelector {
+                    name: name.clone(),
+                    key: key.clone(),
+                    optional: None,
+                },
+            )
+        })
+        .collect::<BTreeMap<_, _>>();
+
+    // Summary conditions.
+    let infra_failure = f.infra_failure();
+    let is_stalled =
+        matches!(f.migrations, MigrationGate::Failed { .. }) || infra_failure.is_some();
+    if let Some(msg) = &infra_failure {
+        stalled(c, Reason::DEPENDENCIES_NOT_READY, msg, g, now);
+    } else if is_stalled {
+        stalled(c, mig_reason, &mig_msg, g, now);
+    } else {
+        set_condition(
+            c,
+            ConditionType::Stalled,
+            false,
+            Reason::AS_EXPECTED,
+            "",
+            g,
+            now,
+        );
+        if apps_ready {
+            set_condition(
+                c,
+                ConditionType::Ready,
+                true,
+                Reason::SUCCEEDED,
+                format!("W&B Server {} is available", f.version),
+                g,
+                now,
+            );
+            set_condition(
+                c,
+                ConditionType::Reconciling,
+                false,
+                Reason::SUCCEEDED,
+                "",
+                g,
+                now,
+            );
+            s.version = Some(f.version.clone());
+        } else {
+            let (reason, msg) = if !infra_ready {
+                (Reason::DEPENDENCIES_NOT_READY, infra_msg)
+            } else if !mig_ok {
+                (mig_reason, mig_msg)
+            } else {
+                (Reason::APPLICATIONS_NOT_READY, apps_msg)
+            };
+            set_condition(c, ConditionType::Ready, false, reason, &msg, g, now);
+            set_condition(
+                c,
+                ConditionType::Reconciling,
+                true,
+                Reason::PROGRESSING,
+                &msg,
+                g,
+                now,
+            );
+        }
+    }
+    s.ready = apps_ready && !is_stalled;
+    s
+}
+
+/// `status.infra`: kind -> instance -> state.
+fn infra_map(f: &Facts) -> BTreeMap<String, BTreeMap<String, InfraStatus>> {
+    let mut out: BTreeMap<String, BTreeMap<String, InfraStatus>> = BTreeMap::new();
+    for i in &f.infra {
+        let conn_missing = f.missing_secrets.contains(&i.connection_secret);
+        let (ready, state, message) = match &i.readiness {
+            Readiness::Failed(m) => (false, "Error", Some(m.clone())),
+            Readiness::Progressing(m) => (false, "Pending", Some(m.clone())),
+            Readiness::Ready if conn_missing => (
+                false,
+                "Pending",
+                Some(format!(
+                    "connection Secret {} is not written yet",
+                    i.connection_secret
+                )),
+            ),
+            Readiness::Ready => (true, "Healthy", None),
+        };
+        out.entry(i.kind.clone()).or_default().insert(
+            i.instance.clone(),
+            InfraStatus {
+                mode: i.mode.clone(),
+                ready,
+                state: state.into(),
+                message,
+                connection_secret: Some(i.connection_secret.clone()),
+            },
+        );
+    }
+    out
+}
+
+fn stalled(c: &mut Vec<Condition>, reason: &str, msg: &str, g: Option<i64>, now: &Time) {
+    set_condition(c, ConditionType::Stalled, true, reason, msg, g, now);
+    set_condition(c, ConditionType::Ready, false, reason, msg, g, now);
+    set_condition(c, ConditionType::Reconciling, false, reason, msg, g, now);
+}
+
+/// A Kubernetes event to publish for a status transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub warning: bool,
+    pub reason: String,
+    pub note: String,
+}
+
+/// Events for condition transitions between two statuses (a change of status or reason).
+pub fn transitions(
+    prev: &WeightsAndBiasesStatus,
+    next: &WeightsAndBiasesStatus,
+) -> Vec<Transition> {
+    let find = |s: &WeightsAndBiasesStatus, t: ConditionType| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == t.as_str())
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let changed = |t: ConditionType| {
+        let n = find(next, t)?;
+        let p = find(prev, t);
+        (p.map(|p| (p.0, p.1)) != Some((n.0.clone(), n.1.clone()))).then_some(n)
+    };
+    let mut out = Vec::new();
+    if let Some((status, reason, note)) = changed(ConditionType::Stalled)
+        && status == "True"
+    {
+        out.push(Transition {
+            warning: true,
+            reason,
+            note,
+        });
+    }
+    if let Some((status, reason, note)) = changed(ConditionType::InfraReady)
+        && status == "False"
+    {
+        out.push(Transition {
+            warning: true,
+            reason,
+            note,
+        });
+    }
+    if let Some((status, _, note)) = changed(ConditionType::MigrationsComplete)
+        && status == "True"
+    {
+        out.push(Transition {
+            warning: false,
+            reason: "MigrationsSucceeded".into(),
+            note,
+        });
+    }
+    if let Some((status, _, note)) = changed(ConditionType::Ready)
+        && status == "True"
+    {
+        out.push(Transition {
+            warning: false,
+            reason: "Ready".into(),
+            note,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn deployment(name: &str, ready: bool) -> DeploymentFact {
+        DeploymentFact {
+            component: name.into(),
+            name: format!("w-{name}"),
+            exists: true,
+            replicas: 1,
+            ready_replicas: i32::from(ready),
+            available: ready,
+            up_to_date: true,
+        }
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            generation: Some(3),
+            version: "0.84.0".into(),
+            hostname: "https://wandb.example.com".into(),
+            manifest: None,
+            invalid_spec: None,
+            missing_secrets: vec![],
+            infra: vec![InfraFact {
+                kind: "mysql".into(),
+                instance: "default".into(),
+                mode: "managed".into(),
+                connection_secret: "w-mysql-connection".into(),
+                readiness: Readiness::Ready,
+            }],
+            migrations: MigrationGate::AllComplete,
+            migration_count: 3,
+            deployments: vec![deployment("api", true), deployment("frontend", true)],
+            generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
+        }
+    }
+
+    fn cond(s: &WeightsAndBiasesStatus, t: ConditionType) -> &Condition {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == t.as_str())
+            .unwrap_or_else(|| panic!("no {t:?} in {:#?}", s.conditions))
+    }
+
+    #[test]
+    fn all_good_is_ready() {
+        let s = compute(&Default::default(), &facts(), &now(10));
+        assert!(s.ready);
+        assert_eq!(cond(&s, ConditionType::Ready).status, "True");
+        assert_eq!(cond(&s, ConditionType::Reconciling).status, "False");
+        assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+        assert_eq!(s.version.as_deref(), Some("0.84.0"));
+        assert_eq!(s.observed_generation, Some(3));
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(3))
+        );
+        let m = s.wandb.unwrap().migration.unwrap();
+        assert_eq!(m.last_success_version.as_deref(), Some("0.84.0"));
+        assert_eq!(s.components["api"].replicas.as_deref(), Some("1/1"));
+        assert_eq!(s.generated_secrets["session-key"].name, "w-session-key");
+        assert_eq!(s.generated_secrets["session-key"].key, "value");
+    }
+
+    #[test]
+    fn unchanged_facts_give_an_equal_status_later() {
+        let first = compute(&Default::default(), &facts(), &now(10));
+        let second = compute(&first, &facts(), &now(99));
+        assert_eq!(first, second);
+        assert!(transitions(&first, &second).is_empty());
+    }
+
+    #[test]
+    fn missing_connection_secrets_are_named() {
+        let mut f = facts();
+        f.missing_secrets = vec!["w-mysql-connection".into(), "w-redis-connection".into()];
+        f.migrations = MigrationGate::Pending;
+        let s = compute(&Default::default(), &f, &now(1));
+        let infra = cond(&s, ConditionType::InfraReady);
+        assert_eq!(infra.status, "False");
+        assert!(
+            infra
+                .message
+                .contains("w-mysql-connection, w-redis-connection")
+        );
+        assert_eq!(
+            cond(&s, ConditionType::Ready).reason,
+            Reason::DEPENDENCIES_NOT_READY
+        );
+        assert_eq!(cond(&s, ConditionType::Reconciling).status, "True");
+        assert!(!s.ready);
+        let t = transitions(&Default::default(), &s);
+        assert!(
+            t.iter()
+                .any(|t| t.warning && t.note.contains("w-redis-connection"))
+        );
+    }
+
+    #[test]
+    fn failed_migration_stalls_and_keeps_the_running_version() {
+        let ready = compute(&Default::default(), &facts(), &now(1));
+        let mut f = facts();
+        f.version = "0.85.0".into();
+        f.migrations = MigrationGate::Failed {
+            job: "w-migrate-gorilla-0-85-0".into(),
+            reason: "BackoffLimitExceeded".into(),
+            message: "Job has reached the specified backoff limit".into(),
+        };
+        let s = compute(&ready, &f, &now(2));
+        let st = cond(&s, ConditionType::Stalled);
+        assert_eq!(
+            (st.status.as_str(), st.reason.as_str()),
+            ("True", Reason::MIGRATION_FAILED)
+        );
+        assert!(st.message.contains("w-migrate-gorilla-0-85-0"));
+        assert!(st.message.contains("BackoffLimitExceeded"));
+        assert_eq!(
+            s.version.as_deref(),
+            Some("0.84.0"),
+            "old version still runs"
+        );
+        let m = s.wandb.as_ref().unwrap().migration.as_ref().unwrap();
+        assert_eq!(m.last_success_version.as_deref(), Some("0.84.0"));
+        assert_eq!(m.phase.as_deref(), Some("Failed"));
+        let t = transitions(&ready, &s);
+        assert!(
+            t.iter()
+                .any(|t| t.warning && t.reason == Reason::MIGRATION_FAILED)
+        );
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_change() {
+        let a = compute(&Default::default(), &facts(), &now(10));
+        let mut f = facts();
+        f.deployments[0] = deployment("api", false);
+        let b = compute(&a, &f, &now(20));
+        assert_eq!(cond(&b, ConditionType::Ready).status, "False");
+        assert_eq!(cond(&b, ConditionType::Ready).last_transition_time, now(20));
+        assert_eq!(
+            cond(&b, ConditionType::ManifestLoaded).last_transition_time,
+            now(10)
+        );
+        assert!(
+            cond(&b, ConditionType::ApplicationsReady)
+                .message
+                .contains("w-api (0/1)")
+        );
+        assert_eq!(s_version(&b), Some("0.84.0"), "last version that ran");
+    }
+
+    fn s_version(s: &WeightsAndBiasesStatus) -> Option<&str> {
+        s.version.as_deref()
+    }
+
+    #[test]
+    fn manifest_problem_stalls_and_changes_nothing_else() {
+        let mut f = facts();
+        f.manifest = Some(ManifestProblem {
+            reason: Reason::MANIFEST_UNAVAILABLE,
+            message: "file:///nope: no such directory".into(),
+        });
+        let s = compute(&Default::default(), &f, &now(1));
+        assert_eq!(cond(&s, ConditionType::ManifestLoaded).status, "False");
+        assert_eq!(
+            cond(&s, ConditionType::Stalled).reason,
+            Reason::MANIFEST_UNAVAILABLE
+        );
+        assert!(s.components.is_empty() && s.wandb.is_none());
+        assert!(!s.ready);
+    }
+
+    #[test]
+    fn infra_progress_and_failure_are_reported_per_service() {
+        let mut f = facts();
+        f.migrations = MigrationGate::Pending;
+        f.infra[0].readiness =
+            Readiness::Progressing("StatefulSet w-mysql: 0/1 replicas ready".into());
+        f.missing_secrets = vec!["w-mysql-connection".into()];
+        let s = compute(&Default::default(), &f, &now(1));
+        let infra = cond(&s, ConditionType::InfraReady);
+        assert_eq!(infra.status, "False");
+        assert!(
+            infra
+                .message
+                .starts_with("mysql default: StatefulSet w-mysql: 0/1"),
+            "{}",
+            infra.message
+        );
+        assert!(
+            infra
+                .message
+                .ends_with("waiting for connection Secret(s) w-mysql-connection")
+        );
+        let st = &s.infra["mysql"]["default"];
+        assert_eq!((st.ready, st.state.as_str()), (false, "Pending"));
+        assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+
+        f.infra[0].readiness =
+            Readiness::Failed("Job w-bucket failed: BackoffLimitExceeded".into());
+        let s = compute(&s, &f, &now(2));
+        let st = cond(&s, ConditionType::Stalled);
+        assert_eq!(st.status, "True");
+        assert!(st.message.contains("w-bucket"));
+        assert_eq!(s.infra["mysql"]["default"].state, "Error");
+
+        let mut starting = facts();
+        starting.infra[0].readiness = Readiness::Progressing("StatefulSet w-mysql: 0/1".into());
+        let s2 = compute(&s, &starting, &now(3));
+        assert_eq!(
+            cond(&s2, ConditionType::InfraReady).status,
+            "True",
+            "the Secret is the gate"
+        );
+        assert_eq!(s2.infra["mysql"]["default"].state, "Pending");
+
+        let ok = compute(&s, &facts(), &now(3));
+        assert!(ok.ready);
+        assert_eq!(ok.infra["mysql"]["default"].state, "Healthy");
+    }
+
+    #[test]
+    fn invalid_spec_stalls() {
+        let mut f = facts();
+        f.invalid_spec = Some("spec.mysql.default: bad".into());
+        let s = compute(&Default::default(), &f, &now(1));
+        assert_eq!(cond(&s, ConditionType::ManifestLoaded).status, "True");
+        assert_eq!(
+            cond(&s, ConditionType::Stalled).reason,
+            Reason::INVALID_SPEC
+        );
+    }
+}
