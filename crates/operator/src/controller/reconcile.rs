@@ -39,7 +39,10 @@ pub async fn reconcile(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<A
     let action = finalizer(&api, FINALIZER, cr, |event| async {
         match event {
             Event::Apply(cr) => apply(cr, ctx.clone()).await,
-            Event::Cleanup(cr) => cleanup::run(cr, ctx.clone()).await,
+            Event::Cleanup(cr) => {
+                ctx.metrics.forget(&ns, &cr.name_any());
+                cleanup::run(cr, ctx.clone()).await
+            }
         }
     })
     .await
@@ -56,6 +59,8 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
     let result = apply_inner(&cr, &ctx, &applier).await;
     let writes = applier.writes();
     ctx.record_writes(&ns, &name, writes);
+    ctx.metrics
+        .reconciled(result.is_ok(), started.elapsed(), writes);
     tracing::debug!(%ns, %name, writes, elapsed = ?started.elapsed(), ok = result.is_ok(), "reconcile done");
     result
 }
@@ -123,6 +128,7 @@ async fn apply_inner(
     let manifest = match load_manifest(field, &location, &version) {
         Ok(m) => m,
         Err(p) => {
+            ctx.metrics.manifest_error(p.reason);
             facts.manifest = Some(p);
             write_status(cr, ctx, applier, &prev, &facts, &now).await?;
             return Ok(Action::requeue(REQUEUE_STALLED));
@@ -283,6 +289,8 @@ async fn write_status(
     now: &Time,
 ) -> Result<WeightsAndBiasesStatus, Error> {
     let next = status::compute(prev, facts, now);
+    ctx.metrics
+        .set_ready(applier.namespace(), &cr.name_any(), next.ready);
     if cr.status.as_ref() == Some(&next) {
         return Ok(next);
     }
