@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod apply;
+pub mod connections;
 pub mod controller;
 pub mod gates;
 pub mod leader;

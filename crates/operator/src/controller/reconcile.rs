@@ -18,6 +18,7 @@ use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
 
 use super::{Context, Error, cleanup};
 use crate::apply::{Applier, FIELD_MANAGER};
+use crate::connections;
 use crate::gates::{Gates, JobState, MigrationGate, migration_gate};
 use crate::status::{self, Facts, ManifestProblem, Transition};
 use crate::{observe, secrets};
@@ -164,7 +165,28 @@ async fn apply_inner(
         .is_some_and(|r| r.on_delete == RetentionPolicy::Purge);
     let retained_owner = purge.then_some(&owner);
     let sf = secrets::ensure(applier, cr, &built.secrets, &owner, retained_owner).await?;
-    facts.missing_secrets = sf.missing;
+    // Connection Secrets are composed from generated credentials or the user's Secrets; a
+    // missing input is named and that service's Secret is not written.
+    let published = connections::publish(applier, cr, &built.infra, &owner).await?;
+    if !published.problems.is_empty() {
+        publish_warning(
+            ctx,
+            cr,
+            "ConnectionInputMissing",
+            &published.problems.join("; "),
+        )
+        .await;
+    }
+    let mut missing: Vec<String> = sf
+        .missing
+        .into_iter()
+        .filter(|m| {
+            !published.ready.contains(m)
+                && !published.problems.iter().any(|p| p.starts_with(m.as_str()))
+        })
+        .collect();
+    missing.extend(published.problems);
+    facts.missing_secrets = missing;
     facts.generated_secrets = generated_by_manifest_name(cr, &manifest, sf.generated);
 
     // 4. Gates from observed facts.
@@ -328,5 +350,19 @@ async fn publish(ctx: &Context, cr: &WeightsAndBiases, t: &Transition) {
     };
     if let Err(e) = ctx.recorder.publish(&event, &cr.object_ref(&())).await {
         tracing::warn!(name = %cr.name_any(), error = %e, "could not publish an event");
+    }
+}
+
+/// A Warning event on the instance (repeats aggregate in the recorder).
+async fn publish_warning(ctx: &Context, cr: &WeightsAndBiases, reason: &str, note: &str) {
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cr.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an event");
     }
 }
