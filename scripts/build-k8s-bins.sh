@@ -3,19 +3,29 @@
 # cache outside the repo. Each component has a stamp holding the recipe inputs; a component whose
 # stamp matches is not rebuilt, so a second run does nothing.
 #
-#   scripts/build-k8s-bins.sh [all|k8s|etcd|kwok|helm|kubectl]...
+#   scripts/build-k8s-bins.sh [all|k8s|etcd|kwok|helm|kubectl|tfproviders]...
 #   scripts/build-k8s-bins.sh --print-dir COMPONENT     # the folder holding that component's binaries
 #
 # `all` = etcd, kwok (kwok + kwokctl), helm, k8s (kube-apiserver, kube-controller-manager,
 # kube-scheduler), kubectl (same version as the server: no version skew, no dependence on the
 # machine's kubectl). Progress goes to stderr. Concurrent runs wait for each other
 # (a lock in the cache), so parallel `cluster.sh up` calls never build the same thing twice.
+#
+# `tfproviders` (not part of `all`) builds the Terraform providers hashicorp/helm and
+# hashicorp/kubernetes from their Go modules for the offline Terraform tests (terraform/), and lays
+# them out as a filesystem mirror, with a Terraform CLI config that uses only that mirror:
+#   <dir>/mirror/registry.terraform.io/hashicorp/<type>/<version>/linux_amd64/terraform-provider-<type>_v<version>
+#   <dir>/terraformrc        (TF_CLI_CONFIG_FILE=<dir>/terraformrc)
+# Only the old v1-tagged releases are served by the module proxy (helm v1.3.2, kubernetes v1.13.4;
+# the v2/v3 tags lack a /vN module suffix and commit queries are refused), see terraform/README.md.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 HELM_VERSION="${HELM_VERSION:-3.22.0}"
+TF_HELM_PROVIDER_VERSION="${TF_HELM_PROVIDER_VERSION:-1.3.2}"
+TF_K8S_PROVIDER_VERSION="${TF_K8S_PROVIDER_VERSION:-1.13.4}"
 CACHE="${WANDB_OP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wandb-operator}"
 BIN_ROOT="$CACHE/bin"
 
@@ -153,6 +163,73 @@ build_helm() {
   log "helm v$HELM_VERSION: built"
 }
 
+# tfprovider_build OUTDIR MODULE VERSION: builds a Terraform provider (main package at its module
+# root) with a throw-away wrapper module that copies the provider's own replace directives (its
+# go.mod pins forks of some dependencies) and stubs vbom.ml/util, which the proxy does not serve
+# and the built provider does not import.
+tfprovider_build() {
+  local outdir="$1" mod="$2" ver="$3" work
+  work="$(mktemp -d)"
+  (
+    cd "$work"
+    go mod init local.invalid/tfprovider-build >/dev/null 2>&1
+    mkdir -p stub/vbom.ml/util; printf 'module vbom.ml/util\n' > stub/vbom.ml/util/go.mod
+    local modfile rep
+    modfile="$(go mod download -json "$mod@v$ver" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+    go mod edit -json "$modfile" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+for r in m.get("Replace") or []:
+    old = r["Old"]["Path"] + ("@" + r["Old"]["Version"] if r["Old"].get("Version") else "")
+    new = r["New"]["Path"] + ("@" + r["New"]["Version"] if r["New"].get("Version") else "")
+    print(old + "=" + new)
+' > replaces.txt
+    while read -r rep; do go mod edit -replace="$rep"; done < replaces.txt
+    go mod edit -replace=vbom.ml/util=./stub/vbom.ml/util -require="$mod@v$ver"
+    printf 'package main\n\nimport _ "%s"\n' "$mod" > tools.go
+    # -e: the provider's test-only imports include modules the proxy refuses; the build needs none.
+    go mod tidy -e >/dev/null 2>&1 || true
+    go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$outdir/" "$mod"
+  )
+  rm -rf "$work"
+}
+
+build_tfproviders() {
+  local out stamp
+  out="$(print_dir tfproviders)"
+  stamp="tfproviders helm v$TF_HELM_PROVIDER_VERSION kubernetes v$TF_K8S_PROVIDER_VERSION cgo=0 mirror+terraformrc"
+  stamp_ok "$out" "$stamp" && { log "tfproviders: cached"; return; }
+  log "tfproviders: building terraform-provider-helm v$TF_HELM_PROVIDER_VERSION and terraform-provider-kubernetes v$TF_K8S_PROVIDER_VERSION (cold: 5-15 min)"
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp/bin"
+  tfprovider_build "$out.tmp/bin" github.com/hashicorp/terraform-provider-helm "$TF_HELM_PROVIDER_VERSION"
+  tfprovider_build "$out.tmp/bin" github.com/hashicorp/terraform-provider-kubernetes "$TF_K8S_PROVIDER_VERSION"
+  local type ver dir
+  for type in helm kubernetes; do
+    ver="$TF_HELM_PROVIDER_VERSION"; [ "$type" = kubernetes ] && ver="$TF_K8S_PROVIDER_VERSION"
+    dir="$out.tmp/mirror/registry.terraform.io/hashicorp/$type/$ver/linux_amd64"
+    mkdir -p "$dir"
+    cp "$out.tmp/bin/terraform-provider-$type" "$dir/terraform-provider-${type}_v$ver"
+  done
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  # Written after the move: the config names the final path.
+  cat > "$out/terraformrc" <<EOF
+# Terraform CLI config for offline use (scripts/build-k8s-bins.sh tfproviders): providers come
+# only from the filesystem mirror beside this file, never from the network.
+provider_installation {
+  filesystem_mirror {
+    path    = "$out/mirror"
+    include = ["registry.terraform.io/hashicorp/helm", "registry.terraform.io/hashicorp/kubernetes"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/*/*"]
+  }
+}
+disable_checkpoint = true
+EOF
+  echo "$stamp" > "$out/.stamp"
+  log "tfproviders: built"
+}
+
 print_dir() {
   case "$1" in
     k8s) echo "$BIN_ROOT/k8s-v$K8S_VERSION" ;;
@@ -160,6 +237,7 @@ print_dir() {
     kwok) echo "$BIN_ROOT/kwok-v$KWOK_VERSION" ;;
     helm) echo "$BIN_ROOT/helm-v$HELM_VERSION" ;;
     kubectl) echo "$BIN_ROOT/kubectl-v$K8S_VERSION" ;;
+    tfproviders) echo "$BIN_ROOT/tfproviders-helm$TF_HELM_PROVIDER_VERSION-k8s$TF_K8S_PROVIDER_VERSION" ;;
     *) log "unknown component: $1"; exit 2 ;;
   esac
 }
@@ -178,6 +256,7 @@ for what in "$@"; do
   case "$what" in
     all) build_etcd; build_kwok; build_helm; build_k8s; build_kubectl ;;
     k8s) build_k8s ;; etcd) build_etcd ;; kwok) build_kwok ;; helm) build_helm ;; kubectl) build_kubectl ;;
+    tfproviders) build_tfproviders ;;
     *) log "unknown component: $what"; exit 2 ;;
   esac
 done

@@ -1,9 +1,13 @@
 //! The controller side of `wandb-operator` (`run`), as a library so that integration tests can
 //! run it in-process.
 
+pub mod admin;
 pub mod apply;
+pub mod connections;
 pub mod controller;
 pub mod gates;
+pub mod leader;
+pub mod metrics;
 pub mod observe;
 pub mod secrets;
 pub mod status;

@@ -1,10 +1,14 @@
-//! `run`: the controller process.
+//! `run`: the controller process, with health and metrics endpoints and optional leader
+//! election. Flags match the Helm chart's (charts/wandb-operator/values.yaml).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
+use futures::FutureExt as _;
+use wandb_operator::admin::{self, Health};
 use wandb_operator::controller::{self, Context};
+use wandb_operator::leader::Election;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
@@ -14,8 +18,14 @@ pub enum LogFormat {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// Watch only this namespace (repeatable). Default: every namespace.
-    #[arg(short = 'n', long = "namespace")]
+    /// Watch only these namespaces (repeatable or comma-separated). Default: every namespace.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        alias = "namespaces",
+        value_delimiter = ',',
+        env = "WANDB_OPERATOR_NAMESPACES"
+    )]
     pub namespaces: Vec<String>,
     /// Maximum number of WeightsAndBiases reconciled at the same time.
     #[arg(long, default_value_t = 4)]
@@ -23,11 +33,29 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "WANDB_OPERATOR_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`); RUST_LOG, when set, wins.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// `host:port` or `:port` for /metrics; `0` disables.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub metrics_bind_address: String,
+    /// `host:port` or `:port` for /livez and /readyz; `0` disables.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub health_probe_bind_address: String,
+    /// Reconcile only while holding the leader Lease (for several replicas).
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (default: POD_NAMESPACE, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "wandb-operator-leader")]
+    pub leader_election_id: String,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Text => builder.init(),
@@ -36,7 +64,7 @@ fn init_logging(format: LogFormat) {
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    init_logging(args.log_format);
+    init_logging(args.log_format, &args.log_level);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,18 +76,95 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
     rt.block_on(async {
-        // kube is built with rustls + aws-lc-rs only, so rustls picks that provider by itself;
-        // no process-wide provider needs installing.
-        let client = match kube::Client::try_default().await {
-            Ok(c) => c,
+        match serve(args).await {
+            Ok(code) => code,
             Err(e) => {
-                tracing::error!(error = %e, "no Kubernetes client configuration");
-                return ExitCode::FAILURE;
+                tracing::error!(error = %e, "wandb-operator cannot run");
+                ExitCode::FAILURE
             }
-        };
-        let ctx = Arc::new(Context::new(client));
-        let shutdown = controller::shutdown_on(controller::signal());
-        controller::run(ctx, &args.namespaces, args.concurrency.max(1), shutdown).await;
-        ExitCode::SUCCESS
+        }
     })
+}
+
+async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
+    let metrics_addr = admin::parse_bind(&args.metrics_bind_address)?;
+    let health_addr = admin::parse_bind(&args.health_probe_bind_address)?;
+    // kube is built with rustls + aws-lc-rs only, so rustls picks that provider by itself.
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no Kubernetes client configuration: {e}"))?;
+    let ctx = Arc::new(Context::new(client.clone()));
+    let health = Arc::new(Health::default());
+    if let Some(addr) = health_addr {
+        spawn_server(addr, admin::health_router(health.clone()));
+    }
+    if let Some(addr) = metrics_addr {
+        spawn_server(addr, admin::metrics_router(ctx.metrics.clone()));
+    }
+    client
+        .apiserver_version()
+        .await
+        .map_err(|e| format!("the Kubernetes API server does not answer: {e}"))?;
+    health.set_ready(true);
+
+    let signal = controller::shutdown_on(controller::signal());
+    let concurrency = args.concurrency.max(1);
+    if !args.leader_elect {
+        controller::run(ctx, &args.namespaces, concurrency, signal).await;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let identity = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
+    let mut election =
+        Election::join(client, &namespace, &args.leader_election_id, &identity).await?;
+    tracing::info!(%identity, lease = %args.leader_election_id, %namespace, "waiting for leadership");
+    tokio::select! {
+        () = election.acquired() => {}
+        () = signal.clone() => {
+            election.release().await;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    tracing::info!(%identity, "leading");
+    ctx.metrics.set_leader(true);
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let lost = election.lost();
+    let watcher = tokio::spawn(async move {
+        lost.await;
+        let _ = lost_tx.send(());
+    });
+    let lost_rx = lost_rx.shared();
+    let stop =
+        controller::shutdown_on(futures::future::select(signal, lost_rx.clone()).map(|_| ()));
+    controller::run(ctx.clone(), &args.namespaces, concurrency, stop).await;
+    ctx.metrics.set_leader(false);
+    watcher.abort();
+    let _ = watcher.await;
+    let was_lost = lost_rx.now_or_never().is_some_and(|r| r.is_ok());
+    election.release().await;
+    if was_lost {
+        // Another replica leads now; restarting gives a clean standby.
+        tracing::error!("leadership lost; exiting");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spawn_server(addr: std::net::SocketAddr, router: axum::Router) {
+    tokio::spawn(async move {
+        if let Err(e) = admin::serve(addr, router).await {
+            tracing::error!(%addr, error = %e, "HTTP endpoint failed");
+        }
+    });
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "wandb-operator".into())
 }

@@ -32,6 +32,10 @@
 //! namespaces of failed tests for debugging. Cluster-scoped objects that a test creates are not
 //! covered by the namespace: guard them with [`TestCluster::delete_on_drop`].
 
+mod volumes;
+
+pub use volumes::{PV_NAMESPACE_LABEL, VolumeProvisioner};
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -287,3 +287,67 @@ async fn server_side_apply_conflict_between_managers_is_reported() {
         .unwrap();
     assert_eq!(cm.data.unwrap()["key"], "from-b");
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn statefulset_with_volume_claims_becomes_ready_with_the_test_provisioner() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let ns = wandb_testkit::namespace("smoke-sts").await;
+    ns.cluster().require_ready_node().await;
+    let provisioner = ns.start_volume_provisioner();
+    ns.apply_yaml(
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers: [{name: db, image: example.invalid/db:1}]
+  volumeClaimTemplates:
+    - metadata: {name: data}
+      spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 2Gi}}}
+"#,
+    )
+    .await;
+    let sts: Api<StatefulSet> = ns.api();
+    wait_for(
+        "the StatefulSet to have a ready replica",
+        TIMEOUT,
+        || async {
+            let s = sts.get("db").await?;
+            Ok(s.status
+                .and_then(|st| st.ready_replicas)
+                .filter(|r| *r >= 1))
+        },
+    )
+    .await;
+    let pvc = ns
+        .api::<PersistentVolumeClaim>()
+        .get("data-db-0")
+        .await
+        .unwrap();
+    assert_eq!(pvc.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+    let selector = format!("{}={}", wandb_testkit::PV_NAMESPACE_LABEL, ns.name());
+    let pvs: Api<PersistentVolume> = Api::all(ns.client());
+    let lp = kube::api::ListParams::default().labels(&selector);
+    assert_eq!(pvs.list(&lp).await.unwrap().items.len(), 1);
+    // pv-protection keeps a bound volume until its claim is gone.
+    sts.delete("db", &DeleteParams::background()).await.unwrap();
+    ns.api::<PersistentVolumeClaim>()
+        .delete("data-db-0", &DeleteParams::background())
+        .await
+        .unwrap();
+    drop(provisioner);
+    wait_for(
+        "the test's PersistentVolumes to be deleted",
+        TIMEOUT,
+        || async { Ok(pvs.list(&lp).await?.items.is_empty().then_some(())) },
+    )
+    .await;
+}

@@ -11,6 +11,8 @@ use kube::runtime::events::{Recorder, Reporter};
 /// Shared controller state.
 pub struct Context {
     pub client: Client,
+    /// Prometheus metrics (served on /metrics).
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub recorder: Recorder,
     /// Manifest location used when `spec.wandb.manifestRepository` is unset.
     pub default_manifest: String,
@@ -34,6 +36,7 @@ impl Context {
         );
         Context {
             client,
+            metrics: std::sync::Arc::default(),
             recorder,
             default_manifest: "builtin://".into(),
             failures: Mutex::default(),

@@ -18,6 +18,7 @@ use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
 
 use super::{Context, Error, cleanup};
 use crate::apply::{Applier, FIELD_MANAGER};
+use crate::connections;
 use crate::gates::{Gates, JobState, MigrationGate, migration_gate};
 use crate::status::{self, Facts, ManifestProblem, Transition};
 use crate::{observe, secrets};
@@ -39,7 +40,10 @@ pub async fn reconcile(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<A
     let action = finalizer(&api, FINALIZER, cr, |event| async {
         match event {
             Event::Apply(cr) => apply(cr, ctx.clone()).await,
-            Event::Cleanup(cr) => cleanup::run(cr, ctx.clone()).await,
+            Event::Cleanup(cr) => {
+                ctx.metrics.forget(&ns, &cr.name_any());
+                cleanup::run(cr, ctx.clone()).await
+            }
         }
     })
     .await
@@ -56,6 +60,8 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
     let result = apply_inner(&cr, &ctx, &applier).await;
     let writes = applier.writes();
     ctx.record_writes(&ns, &name, writes);
+    ctx.metrics
+        .reconciled(result.is_ok(), started.elapsed(), writes);
     tracing::debug!(%ns, %name, writes, elapsed = ?started.elapsed(), ok = result.is_ok(), "reconcile done");
     result
 }
@@ -123,6 +129,7 @@ async fn apply_inner(
     let manifest = match load_manifest(field, &location, &version) {
         Ok(m) => m,
         Err(p) => {
+            ctx.metrics.manifest_error(p.reason);
             facts.manifest = Some(p);
             write_status(cr, ctx, applier, &prev, &facts, &now).await?;
             return Ok(Action::requeue(REQUEUE_STALLED));
@@ -158,7 +165,28 @@ async fn apply_inner(
         .is_some_and(|r| r.on_delete == RetentionPolicy::Purge);
     let retained_owner = purge.then_some(&owner);
     let sf = secrets::ensure(applier, cr, &built.secrets, &owner, retained_owner).await?;
-    facts.missing_secrets = sf.missing;
+    // Connection Secrets are composed from generated credentials or the user's Secrets; a
+    // missing input is named and that service's Secret is not written.
+    let published = connections::publish(applier, cr, &built.infra, &owner).await?;
+    if !published.problems.is_empty() {
+        publish_warning(
+            ctx,
+            cr,
+            "ConnectionInputMissing",
+            &published.problems.join("; "),
+        )
+        .await;
+    }
+    let mut missing: Vec<String> = sf
+        .missing
+        .into_iter()
+        .filter(|m| {
+            !published.ready.contains(m)
+                && !published.problems.iter().any(|p| p.starts_with(m.as_str()))
+        })
+        .collect();
+    missing.extend(published.problems);
+    facts.missing_secrets = missing;
     facts.generated_secrets = generated_by_manifest_name(cr, &manifest, sf.generated);
 
     // 4. Gates from observed facts.
@@ -284,6 +312,8 @@ async fn write_status(
     now: &Time,
 ) -> Result<WeightsAndBiasesStatus, Error> {
     let next = status::compute(prev, facts, now);
+    ctx.metrics
+        .set_ready(applier.namespace(), &cr.name_any(), next.ready);
     if cr.status.as_ref() == Some(&next) {
         return Ok(next);
     }
@@ -321,5 +351,19 @@ async fn publish(ctx: &Context, cr: &WeightsAndBiases, t: &Transition) {
     };
     if let Err(e) = ctx.recorder.publish(&event, &cr.object_ref(&())).await {
         tracing::warn!(name = %cr.name_any(), error = %e, "could not publish an event");
+    }
+}
+
+/// A Warning event on the instance (repeats aggregate in the recorder).
+async fn publish_warning(ctx: &Context, cr: &WeightsAndBiases, reason: &str, note: &str) {
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Warning,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cr.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an event");
     }
 }
