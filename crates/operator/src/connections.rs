@@ -39,12 +39,13 @@ pub async fn publish(
     let mut cache: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
     for plan in infra {
         let inputs = match plan.mode {
-            Mode::Managed => {
-                let Some(creds_name) = &plan.credentials_secret else {
-                    managed_without_credentials(&inst, plan, &mut out);
-                    continue;
-                };
-                match read(&api, &mut cache, creds_name).await? {
+            Mode::Managed => match &plan.credentials_secret {
+                // No credentials (Kafka: plaintext inside the cluster): the connection is
+                // composed from the service's coordinates alone.
+                None => {
+                    managed::connection_inputs(&inst, plan.kind, &plan.instance, &BTreeMap::new())
+                }
+                Some(creds_name) => match read(&api, &mut cache, creds_name).await? {
                     Some(creds) => {
                         managed::connection_inputs(&inst, plan.kind, &plan.instance, &creds)
                     }
@@ -55,8 +56,8 @@ pub async fn publish(
                         ));
                         continue;
                     }
-                }
-            }
+                },
+            },
             Mode::External => {
                 let mut inputs = external::inputs_template(cr, plan.kind, &plan.instance);
                 let mut missing = Vec::new();
@@ -103,15 +104,6 @@ pub async fn publish(
         out.ready.push(plan.connection_secret.clone());
     }
     Ok(out)
-}
-
-/// A managed service that declares no credentials (Kafka: plaintext inside the cluster).
-fn managed_without_credentials(inst: &Instance, plan: &InfraPlan, out: &mut Published) {
-    let inputs = managed::connection_inputs(inst, plan.kind, &plan.instance, &BTreeMap::new());
-    if url::connection_secret_data(plan.kind, &inputs).is_err() {
-        out.problems
-            .push(format!("{} (no connection inputs)", plan.connection_secret));
-    }
 }
 
 async fn read(

@@ -135,29 +135,28 @@ async fn condition(api: &Api<WeightsAndBiases>, name: &str, t: &str) -> Option<(
     Some((c.status, c.message))
 }
 
-/// Creates the connection Secrets that backends would publish (stand-ins), without operator
-/// labels, as an external system would.
-async fn publish_connection_secrets(ns: &TestNamespace, names: &[String]) {
-    let api: Api<Secret> = ns.api();
-    for n in names {
-        let s: Secret = serde_json::from_value(json!({
-            "metadata": {"name": n},
-            "stringData": {"url": "stand-in://x", "host": "x", "port": "1", "user": "u",
-                           "password": "p", "database": "d", "bucket": "b", "region": "r",
-                           "accessKey": "a", "secretKey": "s", "brokers": "x:9092"}
-        }))
-        .unwrap();
-        api.create(&PostParams::default(), &s)
-            .await
-            .expect("creating a stand-in connection Secret");
-    }
+/// The CR with an external MySQL whose credentials come from the user's Secret `db`.
+fn cr_yaml_external_db(name: &str, manifest: &str, version: &str) -> String {
+    format!(
+        "{}  mysql:\n    default:\n      externalMysql:\n        host: {{name: db, key: host}}\n        \
+         database: {{name: db, key: database}}\n        username: {{name: db, key: user}}\n        \
+         password: {{name: db, key: password}}\n",
+        cr_yaml(name, manifest, version)
+    )
 }
 
-/// Reads the InfraReady message and extracts the connection Secret names it lists.
-fn named_secrets(msg: &str) -> Vec<String> {
-    msg.rsplit_once("Secret(s) ")
-        .map(|(_, list)| list.split(", ").map(str::to_string).collect())
-        .unwrap_or_default()
+/// The user's database Secret (what an external MySQL's selectors point at).
+async fn create_db_secret(ns: &TestNamespace) {
+    let s: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "stringData": {"host": "db.example.com", "database": "wandb", "user": "wandb",
+                       "password": "p@ss:w/rd"}
+    }))
+    .unwrap();
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &s)
+        .await
+        .expect("creating the database Secret");
 }
 
 async fn wait_ready(api: &Api<WeightsAndBiases>, name: &str) {
@@ -182,25 +181,36 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
     let secrets: Api<Secret> = ns.api();
     let name = "wb";
     let t0 = Instant::now();
-    ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
+    ns.apply_yaml(&cr_yaml_external_db(name, &fixtures(), "0.84.0"))
+        .await;
 
-    // Infra not ready: the condition names the missing connection Secrets; no migration yet.
-    let msg = wait_for("InfraReady=False", TIMEOUT, || async {
-        Ok(condition(&wb, name, "InfraReady")
-            .await
-            .filter(|(s, _)| s == "False")
-            .map(|(_, m)| m))
-    })
+    // Infra not ready: the user's database Secret is missing, and InfraReady names it; no
+    // migration and no application yet (the managed services are published meanwhile).
+    let msg = wait_for(
+        "InfraReady=False naming the database Secret",
+        TIMEOUT,
+        || async {
+            Ok(condition(&wb, name, "InfraReady")
+                .await
+                .filter(|(s, m)| s == "False" && m.contains("Secret db not found"))
+                .map(|(_, m)| m))
+        },
+    )
     .await;
-    let missing = named_secrets(&msg);
-    assert!(
-        missing.contains(&format!("{name}-mysql-connection")),
-        "InfraReady names the MySQL connection Secret: {msg}"
-    );
+    assert!(msg.contains(&format!("{name}-mysql-connection")), "{msg}");
     let sel = ListParams::default().labels(&format!("{}=migration", names::COMPONENT_LABEL));
     assert!(
         jobs.list(&sel).await.unwrap().items.is_empty(),
         "no migration Job before infra is ready"
+    );
+    assert!(
+        deployments
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no application before migrations"
     );
     let cr = wb.get(name).await.unwrap();
     assert!(cr.finalizers().iter().any(|f| f == controller::FINALIZER));
@@ -214,8 +224,8 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
     })
     .await;
 
-    // Backends publish their connections: migrations run, then applications.
-    publish_connection_secrets(&ns, &missing).await;
+    // The user creates the database Secret: migrations run, then applications.
+    create_db_secret(&ns).await;
     wait_for("migration Jobs to be created", TIMEOUT, || async {
         let n = jobs.list(&sel).await?.items.len();
         Ok((n > 0).then_some(()))
@@ -223,7 +233,7 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
     .await;
     wait_ready(&wb, name).await;
     let elapsed = t0.elapsed();
-    eprintln!("time to Ready (incl. creating the stand-in secrets): {elapsed:?}");
+    eprintln!("time to Ready (incl. waiting for the database Secret): {elapsed:?}");
 
     let cr = wb.get(name).await.unwrap();
     let status = cr.status.clone().unwrap();
@@ -326,15 +336,19 @@ async fn repairs_drift_of_deployments() {
     let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> = ns.api();
     ns.apply_yaml(&format!(
         "{}  networking:\n    mode: ingress\n    ingress: {{ingressClassName: nginx}}\n",
-        cr_yaml(name, &fixtures(), "0.84.0")
+        cr_yaml_external_db(name, &fixtures(), "0.84.0")
     ))
     .await;
-    let msg = wait_for("InfraReady=False", TIMEOUT, || async {
-        Ok(condition(&wb, name, "InfraReady")
-            .await
-            .filter(|(s, _)| s == "False")
-            .map(|(_, m)| m))
-    })
+    wait_for(
+        "InfraReady=False naming the database Secret",
+        TIMEOUT,
+        || async {
+            Ok(condition(&wb, name, "InfraReady")
+                .await
+                .filter(|(s, m)| s == "False" && m.contains("Secret db not found"))
+                .map(|_| ()))
+        },
+    )
     .await;
     assert!(
         ingresses
@@ -345,7 +359,7 @@ async fn repairs_drift_of_deployments() {
             .is_empty(),
         "networking waits for the applications"
     );
-    publish_connection_secrets(&ns, &named_secrets(&msg)).await;
+    create_db_secret(&ns).await;
     wait_ready(&wb, name).await;
     let ing = ingresses.list(&Default::default()).await.unwrap().items;
     assert_eq!(
@@ -464,14 +478,6 @@ async fn a_bad_manifest_location_stalls_with_a_condition_and_an_event() {
 async fn ready_instance(ns: &TestNamespace, name: &str, yaml: &str) {
     let wb: Api<WeightsAndBiases> = ns.api();
     ns.apply_yaml(yaml).await;
-    let msg = wait_for("InfraReady=False", TIMEOUT, || async {
-        Ok(condition(&wb, name, "InfraReady")
-            .await
-            .filter(|(s, _)| s == "False")
-            .map(|(_, m)| m))
-    })
-    .await;
-    publish_connection_secrets(ns, &named_secrets(&msg)).await;
     wait_ready(&wb, name).await;
 }
 
@@ -748,7 +754,7 @@ async fn prunes_only_its_own_unrendered_objects_and_copies_the_license() {
 }
 
 /// Measures time to Ready and API writes for `WANDB_TEST_INSTANCES` instances (default 3) in one
-/// namespace whose connection Secrets exist up front, then checks that a reconcile of a settled
+/// namespace (every backing service managed, connections published by the controller), then checks that a reconcile of a settled
 /// instance writes nothing. Each instance runs 13 pods of the 0.84.0 fixture and a kwok node takes
 /// 110 pods: more than 8 instances need `WANDB_CLUSTER_NODES=2 scripts/cluster.sh up`.
 #[tokio::test]
@@ -763,28 +769,7 @@ async fn measures_time_to_ready_and_writes() {
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let location = fixtures();
-    let manifest = wandb_manifest::ManifestLocation::parse(&location)
-        .and_then(|l| l.load("0.84.0"))
-        .unwrap();
     let names: Vec<String> = (0..n).map(|i| format!("wb{i}")).collect();
-    for name in &names {
-        let mut cr = wandb_operator_test_cr(name, &location);
-        cr.metadata.namespace = Some(ns.name().to_string());
-        let built = wandb_engine::plan(&cr, &manifest, None).unwrap();
-        let conns: Vec<String> = built
-            .secrets
-            .iter()
-            .filter(|s| {
-                matches!(
-                    s.source,
-                    wandb_engine::SecretSource::ManagedConnection { .. }
-                        | wandb_engine::SecretSource::ExternalConnection { .. }
-                )
-            })
-            .map(|s| s.name.clone())
-            .collect();
-        publish_connection_secrets(&ns, &conns).await;
-    }
     let t0 = Instant::now();
     for name in &names {
         ns.apply_yaml(&cr_yaml(name, &location, "0.84.0")).await;
@@ -821,10 +806,6 @@ async fn measures_time_to_ready_and_writes() {
     running.finish(ns).await;
 }
 
-fn wandb_operator_test_cr(name: &str, location: &str) -> WeightsAndBiases {
-    serde_saphyr::from_str(&cr_yaml(name, location, "0.84.0")).unwrap()
-}
-
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn api_errors_back_off_with_an_event_and_recover() {
@@ -841,14 +822,6 @@ async fn api_errors_back_off_with_an_event_and_recover() {
     )
     .await;
     ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
-    let msg = wait_for("InfraReady=False", TIMEOUT, || async {
-        Ok(condition(&wb, name, "InfraReady")
-            .await
-            .filter(|(s, _)| s == "False")
-            .map(|(_, m)| m))
-    })
-    .await;
-    publish_connection_secrets(&ns, &named_secrets(&msg)).await;
     let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
     let note = wait_for("a ReconcileFailed event", TIMEOUT, || async {
         Ok(events
