@@ -756,7 +756,8 @@ async fn prunes_only_its_own_unrendered_objects_and_copies_the_license() {
 /// Measures time to Ready and API writes for `WANDB_TEST_INSTANCES` instances (default 3) in one
 /// namespace (every backing service managed, connections published by the controller), then checks that a reconcile of a settled
 /// instance writes nothing. Each instance runs 13 pods of the 0.84.0 fixture and a kwok node takes
-/// 110 pods: more than 8 instances need `WANDB_CLUSTER_NODES=2 scripts/cluster.sh up`.
+/// 110 pods (backing services and setup Jobs add more): above 5 instances, start the cluster with
+/// `WANDB_CLUSTER_NODES=2 scripts/cluster.sh up`.
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn measures_time_to_ready_and_writes() {
