@@ -40,22 +40,21 @@ pub async fn publish(
     for plan in infra {
         let inputs = match plan.mode {
             Mode::Managed => {
-                let Some(creds_name) = &plan.credentials_secret else {
-                    managed_without_credentials(&inst, plan, &mut out);
-                    continue;
+                let creds = match &plan.credentials_secret {
+                    // Kafka declares none: plaintext inside the cluster.
+                    None => BTreeMap::new(),
+                    Some(name) => match read(&api, &mut cache, name).await? {
+                        Some(creds) => creds,
+                        None => {
+                            out.problems.push(format!(
+                                "{} (credentials Secret {name} not created yet)",
+                                plan.connection_secret
+                            ));
+                            continue;
+                        }
+                    },
                 };
-                match read(&api, &mut cache, creds_name).await? {
-                    Some(creds) => {
-                        managed::connection_inputs(&inst, plan.kind, &plan.instance, &creds)
-                    }
-                    None => {
-                        out.problems.push(format!(
-                            "{} (credentials Secret {creds_name} not created yet)",
-                            plan.connection_secret
-                        ));
-                        continue;
-                    }
-                }
+                managed::connection_inputs(&inst, plan.kind, &plan.instance, &creds)
             }
             Mode::External => {
                 let mut inputs = external::inputs_template(cr, plan.kind, &plan.instance);
@@ -103,15 +102,6 @@ pub async fn publish(
         out.ready.push(plan.connection_secret.clone());
     }
     Ok(out)
-}
-
-/// A managed service that declares no credentials (Kafka: plaintext inside the cluster).
-fn managed_without_credentials(inst: &Instance, plan: &InfraPlan, out: &mut Published) {
-    let inputs = managed::connection_inputs(inst, plan.kind, &plan.instance, &BTreeMap::new());
-    if url::connection_secret_data(plan.kind, &inputs).is_err() {
-        out.problems
-            .push(format!("{} (no connection inputs)", plan.connection_secret));
-    }
 }
 
 async fn read(

@@ -184,7 +184,8 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
     let t0 = Instant::now();
     ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
 
-    // Infra not ready: the condition names the missing connection Secrets; no migration yet.
+    // Infra not ready (no volume is bound yet, so no managed StatefulSet can start): the
+    // condition names the services; no migration yet.
     let msg = wait_for("InfraReady=False", TIMEOUT, || async {
         Ok(condition(&wb, name, "InfraReady")
             .await
@@ -192,10 +193,9 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
             .map(|(_, m)| m))
     })
     .await;
-    let missing = named_secrets(&msg);
     assert!(
-        missing.contains(&format!("{name}-mysql-connection")),
-        "InfraReady names the MySQL connection Secret: {msg}"
+        msg.contains(&format!("mysql default: StatefulSet {name}-mysql")),
+        "InfraReady names the MySQL service: {msg}"
     );
     let sel = ListParams::default().labels(&format!("{}=migration", names::COMPONENT_LABEL));
     assert!(
@@ -214,8 +214,8 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
     })
     .await;
 
-    // Backends publish their connections: migrations run, then applications.
-    publish_connection_secrets(&ns, &missing).await;
+    // Volumes get bound: the services start, migrations run, then applications.
+    let _pv = ns.start_volume_provisioner();
     wait_for("migration Jobs to be created", TIMEOUT, || async {
         let n = jobs.list(&sel).await?.items.len();
         Ok((n > 0).then_some(()))
@@ -318,6 +318,8 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn repairs_drift_of_deployments() {
     let ns = wandb_testkit::namespace("ctrl-drift").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     ns.cluster().require_ready_node().await;
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
@@ -397,6 +399,8 @@ async fn repairs_drift_of_deployments() {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn a_bad_manifest_location_stalls_with_a_condition_and_an_event() {
     let ns = wandb_testkit::namespace("ctrl-badmanifest").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let name = "wb";
@@ -469,6 +473,8 @@ fn image_of(d: &Deployment) -> String {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn failed_migration_stops_the_upgrade_and_a_retry_completes_it() {
     let ns = wandb_testkit::namespace("ctrl-upgrade").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     ns.cluster().require_ready_node().await;
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
@@ -569,6 +575,8 @@ async fn failed_migration_stops_the_upgrade_and_a_retry_completes_it() {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn delete_detaches_generated_secrets_and_a_new_instance_reuses_them() {
     let ns = wandb_testkit::namespace("ctrl-detach").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     ns.cluster().require_ready_node().await;
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
@@ -608,6 +616,8 @@ async fn delete_detaches_generated_secrets_and_a_new_instance_reuses_them() {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn delete_with_purge_removes_generated_secrets() {
     let ns = wandb_testkit::namespace("ctrl-purge").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let secrets: Api<Secret> = ns.api();
@@ -649,6 +659,8 @@ async fn delete_with_purge_removes_generated_secrets() {
 async fn prunes_only_its_own_unrendered_objects_and_copies_the_license() {
     use k8s_openapi::api::core::v1::ConfigMap;
     let ns = wandb_testkit::namespace("ctrl-prune").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let cms: Api<ConfigMap> = ns.api();
@@ -735,6 +747,8 @@ async fn measures_time_to_ready_and_writes() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let ns = wandb_testkit::namespace("ctrl-measure").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     ns.cluster().require_ready_node().await;
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
