@@ -39,25 +39,23 @@ pub async fn publish(
     let mut cache: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
     for plan in infra {
         let inputs = match plan.mode {
-            Mode::Managed => match &plan.credentials_secret {
-                // No credentials (Kafka: plaintext inside the cluster): the connection is
-                // composed from the service's coordinates alone.
-                None => {
-                    managed::connection_inputs(&inst, plan.kind, &plan.instance, &BTreeMap::new())
-                }
-                Some(creds_name) => match read(&api, &mut cache, creds_name).await? {
-                    Some(creds) => {
-                        managed::connection_inputs(&inst, plan.kind, &plan.instance, &creds)
-                    }
-                    None => {
-                        out.problems.push(format!(
-                            "{} (credentials Secret {creds_name} not created yet)",
-                            plan.connection_secret
-                        ));
-                        continue;
-                    }
-                },
-            },
+            Mode::Managed => {
+                let creds = match &plan.credentials_secret {
+                    // Kafka declares none: plaintext inside the cluster.
+                    None => BTreeMap::new(),
+                    Some(name) => match read(&api, &mut cache, name).await? {
+                        Some(creds) => creds,
+                        None => {
+                            out.problems.push(format!(
+                                "{} (credentials Secret {name} not created yet)",
+                                plan.connection_secret
+                            ));
+                            continue;
+                        }
+                    },
+                };
+                managed::connection_inputs(&inst, plan.kind, &plan.instance, &creds)
+            }
             Mode::External => {
                 let mut inputs = external::inputs_template(cr, plan.kind, &plan.instance);
                 let mut missing = Vec::new();

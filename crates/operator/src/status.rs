@@ -80,12 +80,12 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// The gate for migrations and applications. Until the backends publish a service's
-    /// connection Secret only once it is ready, the Secret's existence is the readiness fact;
-    /// the services' own state (StatefulSet, setup Jobs) is reported in `status.infra`, and a
-    /// failed setup Job stalls the instance.
+    /// The gate for migrations and applications: every connection Secret is published and
+    /// every service is ready by its backend's rule (a managed StatefulSet ready and its setup
+    /// Jobs, such as bucket or topic creation, complete). A failed setup Job stalls the instance.
     pub fn infra_ready(&self) -> bool {
-        self.missing_secrets.is_empty() && self.infra_failure().is_none()
+        self.missing_secrets.is_empty()
+            && self.infra.iter().all(|i| i.readiness == Readiness::Ready)
     }
 
     fn applications_ready(&self) -> bool {
@@ -126,7 +126,7 @@ impl Facts {
             ));
         }
         if self.infra_ready() {
-            "every connection Secret exists".into()
+            "every backing service is ready and its connection Secret published".into()
         } else {
             parts.join("; ")
         }
@@ -707,10 +707,15 @@ mod tests {
         let mut starting = facts();
         starting.infra[0].readiness = Readiness::Progressing("StatefulSet w-mysql: 0/1".into());
         let s2 = compute(&s, &starting, &now(3));
+        let infra = cond(&s2, ConditionType::InfraReady);
         assert_eq!(
-            cond(&s2, ConditionType::InfraReady).status,
-            "True",
-            "the Secret is the gate"
+            infra.status, "False",
+            "a published Secret is not enough: the service itself must be ready"
+        );
+        assert!(
+            infra.message.contains("StatefulSet w-mysql: 0/1"),
+            "{}",
+            infra.message
         );
         assert_eq!(s2.infra["mysql"]["default"].state, "Pending");
 

@@ -224,8 +224,10 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
     })
     .await;
 
-    // The user creates the database Secret: migrations run, then applications.
+    // The user creates the database Secret and volumes get bound: the services start,
+    // migrations run, then applications.
     create_db_secret(&ns).await;
+    let _pv = ns.start_volume_provisioner();
     wait_for("migration Jobs to be created", TIMEOUT, || async {
         let n = jobs.list(&sel).await?.items.len();
         Ok((n > 0).then_some(()))
@@ -328,6 +330,8 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn repairs_drift_of_deployments() {
     let ns = wandb_testkit::namespace("ctrl-drift").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     ns.cluster().require_ready_node().await;
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
@@ -435,6 +439,8 @@ async fn repairs_drift_of_deployments() {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn a_bad_manifest_location_stalls_with_a_condition_and_an_event() {
     let ns = wandb_testkit::namespace("ctrl-badmanifest").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let name = "wb";
@@ -499,6 +505,8 @@ fn image_of(d: &Deployment) -> String {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn failed_migration_stops_the_upgrade_and_a_retry_completes_it() {
     let ns = wandb_testkit::namespace("ctrl-upgrade").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     ns.cluster().require_ready_node().await;
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
@@ -599,6 +607,8 @@ async fn failed_migration_stops_the_upgrade_and_a_retry_completes_it() {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn delete_detaches_generated_secrets_and_a_new_instance_reuses_them() {
     let ns = wandb_testkit::namespace("ctrl-detach").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     ns.cluster().require_ready_node().await;
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
@@ -638,6 +648,8 @@ async fn delete_detaches_generated_secrets_and_a_new_instance_reuses_them() {
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn delete_with_purge_removes_generated_secrets() {
     let ns = wandb_testkit::namespace("ctrl-purge").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let secrets: Api<Secret> = ns.api();
@@ -679,6 +691,8 @@ async fn delete_with_purge_removes_generated_secrets() {
 async fn prunes_only_its_own_unrendered_objects_and_copies_the_license() {
     use k8s_openapi::api::core::v1::ConfigMap;
     let ns = wandb_testkit::namespace("ctrl-prune").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let cms: Api<ConfigMap> = ns.api();
@@ -766,6 +780,8 @@ async fn measures_time_to_ready_and_writes() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let ns = wandb_testkit::namespace("ctrl-measure").await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     ns.cluster().require_ready_node().await;
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
@@ -813,6 +829,8 @@ async fn api_errors_back_off_with_an_event_and_recover() {
     use k8s_openapi::api::core::v1::ResourceQuota;
     let ns = wandb_testkit::namespace("ctrl-backoff").await;
     ns.cluster().require_ready_node().await;
+    // Managed services need their volumes bound (kwok has no provisioner).
+    let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let quotas: Api<ResourceQuota> = ns.api();
