@@ -7,7 +7,9 @@
 # Steps: fmt, chart-crd (the chart's CRD template matches deploy/crds/), clippy, cluster (start a
 # dedicated local control plane), cargo-test (the whole workspace, `--include-ignored`, so
 # integration tests run against that cluster), helm (the chart: lint, snapshots, schema, then
-# install/uninstall on that cluster; after cargo-test, which applies the same CRD). The cluster is
+# install/uninstall on that cluster; after cargo-test, which applies the same CRD), terraform (the
+# module in terraform/: fmt, offline init + validate with providers built from Go modules, then
+# apply/destroy on that cluster; terraform/tests/run.sh). The cluster is
 # stopped on exit, whatever happens. Exits non-zero on the first failure.
 #
 # To add a step: write a function `step_<name>` and add <name> to STEPS.
@@ -19,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-STEPS=(fmt chart-crd clippy cluster cargo-test helm)
+STEPS=(fmt chart-crd clippy cluster cargo-test helm terraform)
 CLUSTER="${WANDB_TEST_CLUSTER:-wandb-test-$$}"
 TMP="$(mktemp -d)"
 CLUSTER_STARTED=""
@@ -93,6 +95,11 @@ step_cargo-test() {
 step_helm() {
   [ -n "${WANDB_TEST_KUBECONFIG:-}" ] || die "no cluster: the cluster step must run before helm"
   charts/wandb-operator/tests/run.sh all
+}
+
+step_terraform() {
+  [ -n "${WANDB_TEST_KUBECONFIG:-}" ] || die "no cluster: the cluster step must run before terraform"
+  terraform/tests/run.sh all
 }
 
 [ $# -eq 0 ] || STEPS=("$@")
