@@ -87,13 +87,13 @@ locals {
     username = var.smtp.keys.username, password = var.smtp.keys.password
   }
 
-  mysql_refs        = { for f, k in local.mysql_fields : f => { name = var.mysql.secret_name, key = k } if k != null }
-  redis_refs        = { for f, k in local.redis_fields : f => { name = var.redis.secret_name, key = k } if k != null }
-  object_store_refs = { for f, k in local.object_store_fields : f => { name = var.object_store.secret_name, key = k } if k != null }
-  clickhouse_refs   = { for f, k in local.clickhouse_fields : f => { name = var.clickhouse.secret_name, key = k } if k != null }
-  kafka_refs        = { for f, k in local.kafka_fields : f => { name = var.kafka.secret_name, key = k } if k != null }
-  oidc_refs         = { for f, k in local.oidc_fields : f => { name = var.oidc.secret_name, key = k } if k != null }
-  smtp_refs         = { for f, k in local.smtp_fields : f => { name = var.smtp.secret_name, key = k } if k != null }
+  mysql_refs        = { for f, k in local.mysql_fields : f => { name = var.mysql.secret_name, key = k } if k != null && k != "" }
+  redis_refs        = { for f, k in local.redis_fields : f => { name = var.redis.secret_name, key = k } if k != null && k != "" }
+  object_store_refs = { for f, k in local.object_store_fields : f => { name = var.object_store.secret_name, key = k } if k != null && k != "" }
+  clickhouse_refs   = { for f, k in local.clickhouse_fields : f => { name = var.clickhouse.secret_name, key = k } if k != null && k != "" }
+  kafka_refs        = { for f, k in local.kafka_fields : f => { name = var.kafka.secret_name, key = k } if k != null && k != "" }
+  oidc_refs         = { for f, k in local.oidc_fields : f => { name = var.oidc.secret_name, key = k } if k != null && k != "" }
+  smtp_refs         = { for f, k in local.smtp_fields : f => { name = var.smtp.secret_name, key = k } if k != null && k != "" }
 
   # Parts whose shape depends on the inputs are built as JSON and decoded, so that the two
   # branches of a conditional need not have the same Terraform type.

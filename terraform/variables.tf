@@ -331,7 +331,8 @@ variable "service_account" {
 # ---------------------------------------------------------------------------------------------
 # Backing services: null = managed by the operator in instance_namespace (generated credentials);
 # an object = external, every field read from a key of `secret_name` (a Secret in
-# instance_namespace). `keys` renames the keys; a key set to null is not passed.
+# instance_namespace). `keys` renames the keys; a key set to "" is not passed (null means the
+# default key name).
 # ---------------------------------------------------------------------------------------------
 
 variable "mysql" {

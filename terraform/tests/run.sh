@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the Terraform module (run by `scripts/test.sh ... terraform`, or alone):
 #
-#   terraform/tests/run.sh offline   # fmt -check, init (offline mirror) + validate of the module and examples
+#   terraform/tests/run.sh offline   # fmt -check, init (offline mirror) + validate of the module and
+#                                    # examples, bad inputs refused, the spec rendered for tests/render
 #   terraform/tests/run.sh apply     # apply + assertions + destroy of tests/apply on $WANDB_TEST_KUBECONFIG
 #   terraform/tests/run.sh           # both
 #
@@ -74,13 +75,64 @@ offline() {
   "$TERRAFORM" fmt -check -recursive -diff "$TF_DIR" || fail "terraform fmt: run terraform fmt -recursive terraform"
   local copy="$WORK/offline" d
   copy_tree "$copy"
-  for d in terraform terraform/examples/aws terraform/examples/gcp terraform/examples/azure terraform/tests/apply; do
+  for d in terraform terraform/examples/aws terraform/examples/gcp terraform/examples/azure terraform/tests/apply terraform/tests/render; do
     say "init + validate $d"
     tf "$copy/$d" init -input=false -backend=false -no-color >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log" >&2; fail "terraform init $d"; }
     grep -q 'Installed hashicorp/helm v1.3.2' "$WORK/init.log" || { cat "$WORK/init.log" >&2; fail "$d: helm provider not from the mirror"; }
     tf "$copy/$d" validate -no-color >&2 || fail "terraform validate $d"
   done
   invalid_inputs "$copy/terraform/tests/apply"
+  render_check "$copy/terraform/tests/render"
+}
+
+# The spec the module renders for tests/render (every external service, SSO, SMTP, proxy Secret),
+# evaluated offline with `terraform console`, checked field by field, then validated by
+# `wandb-operator render` when a built binary exists. Leaves $WORK/render-cr.json for apply,
+# which has the API server validate it too (dry run: the CRD's schema and CEL rules).
+render_check() {
+  local dir="$1" bin
+  say "render: module.wandb.instance_spec of tests/render"
+  tf "$dir" init -input=false -no-color >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log" >&2; fail "terraform init tests/render"; }
+  echo 'jsonencode(module.wandb.instance_spec)' | tf "$dir" console -no-color >"$WORK/render.json" 2>"$WORK/console.log" \
+    || { cat "$WORK/console.log" >&2; fail "terraform console tests/render"; }
+  python3 - "$WORK/render.json" "$WORK/render-cr.json" <<'PY' || fail "tests/render: the rendered spec is wrong"
+import json, sys
+spec = json.loads(json.loads(open(sys.argv[1]).read()))
+def ref(name, key): return {"name": name, "key": key}
+def check(ok, what):
+    if not ok: sys.exit("spec: " + what + ": " + json.dumps(spec, indent=1))
+w = spec["wandb"]
+check("license" not in w and w["licenseSecret"] == ref("lic", "license"), "license reference")
+check(w["serviceAccount"] == {"create": True, "serviceAccountName": "wandb-sa", "annotations": {"iam.gke.io/gcp-service-account": "w@p.iam.gserviceaccount.com"}}, "serviceAccount")
+check(w["oidc"] == {"issuerUrl": ref("sso", "issuer-url"), "clientId": ref("sso", "client-id"), "clientSecret": ref("sso", "secret"), "sessionLength": "720h"}, "oidc")
+check(w["notifications"]["email"]["smtp"]["password"] == ref("mail", "password"), "smtp")
+m = spec["mysql"]["default"]["externalMysql"]
+check(m["tls"] == ref("db", "tls") and "sslCa" not in m and m["port"] == ref("db", "port"), "mysql")
+r = spec["redis"]["default"]["externalRedis"]
+check("password" not in r and r["sentinelMaster"] == "gorilla" and r["params"] == {"ttlInSeconds": "604800"}, "redis (password \"\" = not passed)")
+o = spec["objectStore"]["default"]["externalObjectStore"]
+check(o["accessKey"] == ref("bucket", "ak") and o["secretKey"] == ref("bucket", "sk") and "kmsKey" not in o, "objectStore")
+check(spec["clickhouse"]["default"]["externalClickhouse"]["database"] == ref("ch", "db"), "clickhouse")
+check(spec["kafka"]["externalKafka"]["saslMechanism"] == "SCRAM-SHA-512", "kafka")
+g = spec["global"]
+check(g["proxy"]["httpsProxy"] == {"valueFrom": {"secretKeyRef": {"name": "proxy-creds", "key": "HTTPS_PROXY", "optional": True}}}, "proxy from a Secret")
+check(g["imageRegistry"] == "registry.example.com/mirror" and g["imagePullSecrets"] == [{"name": "regcred"}] and g["caCertsConfigMap"] == "corp-ca", "global")
+n = spec["networking"]
+check(n["mode"] == "ingress" and n["annotations"] == {"a/b": "x,y"} and n["tls"] == {"certManager": {"issuer": "local"}}, "networking (commas untouched)")
+check(spec["retentionPolicy"] == {"onDelete": "purge"} and spec["size"] == "large", "size/retention")
+json.dump({"apiVersion": "apps.wandb.com/v2", "kind": "WeightsAndBiases",
+           "metadata": {"name": "ml", "namespace": "team-ml"}, "spec": spec}, open(sys.argv[2], "w"))
+PY
+  bin=""
+  for b in "$REPO"/target/release/wandb-operator "$REPO"/target/debug/wandb-operator; do
+    [ -x "$b" ] && "$b" render --help >/dev/null 2>&1 && { bin="$b"; break; }
+  done
+  if [ -n "$bin" ]; then
+    "$bin" render -f "$WORK/render-cr.json" >"$WORK/render.out" 2>&1 || { cat "$WORK/render.out" >&2; fail "wandb-operator render refused the rendered resource"; }
+    say "render: spec checked; accepted by $bin render"
+  else
+    say "render: spec checked (no built wandb-operator: render not run)"
+  fi
 }
 
 # A bad input must fail at plan time with the module's message (plan -refresh=false never
@@ -203,6 +255,12 @@ apply() {
   grep -E '^(Apply complete|module\.wandb\..*Creation complete)' "$WORK/apply.log" >&2 || true
 
   say "assertions after apply"
+  if [ -f "$WORK/render-cr.json" ]; then
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["metadata"]["namespace"]=sys.argv[2]; print(json.dumps(d))' \
+      "$WORK/render-cr.json" "$ns" | "${k[@]}" apply --dry-run=server -f - >/dev/null \
+      || fail "the API server refused the tests/render resource (CRD schema / CEL rules)"
+    say "tests/render resource accepted by the API server (dry run)"
+  fi
   [ "$(tf "$dir" output -raw url)" = "https://wandb.tf.test" ] || fail "output url"
   [ "$(tf "$dir" output -raw service_account_name)" = "wandb-app" ] || fail "output service_account_name"
   [ "$(tf "$dir" output -raw operator_release_name)" = "wandb-operator" ] || fail "output operator_release_name"

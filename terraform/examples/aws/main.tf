@@ -159,7 +159,7 @@ module "wandb" {
   }
   redis = {
     secret_name = kubernetes_secret.redis.metadata[0].name
-    keys        = { password = null, tls = "tls" } # no AUTH token
+    keys        = { password = "", tls = "tls" } # "" = not passed: no AUTH token
   }
   object_store = {
     secret_name = kubernetes_secret.bucket.metadata[0].name
