@@ -23,6 +23,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 STEPS=(fmt chart-crd clippy cluster cargo-test helm terraform)
 CLUSTER="${WANDB_TEST_CLUSTER:-wandb-test-$$}"
+# Integration tests run in parallel and a fake node takes 110 pods: give them room.
+export WANDB_CLUSTER_NODES="${WANDB_CLUSTER_NODES:-4}"
 TMP="$(mktemp -d)"
 CLUSTER_STARTED=""
 CLUSTER_REUSED=""

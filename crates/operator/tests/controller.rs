@@ -6,134 +6,22 @@
 //! cargo test -p wandb-operator --test controller -- --include-ignored --nocapture
 //! ```
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, CustomResourceExt, Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use tokio::sync::oneshot;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::names;
-use wandb_operator::controller::{self, Context};
+use wandb_operator::controller;
 use wandb_testkit::{TestNamespace, condition_status, wait_for};
 
-const TIMEOUT: Duration = Duration::from_secs(120);
+mod common;
 
-fn fixtures() -> String {
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/server-manifest");
-    let p = p
-        .canonicalize()
-        .unwrap_or_else(|e| panic!("fixtures at {}: {e}", p.display()));
-    format!("file://{}", p.display())
-}
-
-/// Applies the CRD (server-side) and waits until it is Established.
-async fn install_crd(client: &kube::Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = WeightsAndBiases::crd();
-    let name = crd.name_any();
-    api.patch(
-        &name,
-        &PatchParams::apply("wandb-operator-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("applying the CRD");
-    wait_for("the CRD to be Established", TIMEOUT, || async {
-        let crd = api.get(&name).await?;
-        let v = serde_json::to_value(&crd)?;
-        Ok((condition_status(&v, "Established").as_deref() == Some("True")).then_some(()))
-    })
-    .await;
-}
-
-/// The controller running in this test's runtime; stopped gracefully on drop of `stop`.
-struct Running {
-    ctx: Arc<Context>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// Deletes every WeightsAndBiases of the namespace while the controller still runs (its
-    /// finalizer needs it), then stops the controller and deletes the namespace.
-    async fn finish(self, ns: TestNamespace) {
-        let wb: Api<WeightsAndBiases> = ns.api();
-        wb.delete_collection(&Default::default(), &Default::default())
-            .await
-            .expect("deleting the test's WeightsAndBiases");
-        wait_for("every WeightsAndBiases to be gone", TIMEOUT, || async {
-            Ok(wb
-                .list(&Default::default())
-                .await?
-                .items
-                .is_empty()
-                .then_some(()))
-        })
-        .await;
-        self.shutdown().await;
-        ns.cleanup().await;
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
-            .await
-            .expect("the controller stops within 30s after shutdown")
-            .expect("the controller task does not panic");
-    }
-}
-
-/// Controller logs in the test output when `RUST_LOG` is set (e.g. `wandb_operator=debug`).
-fn init_logs() {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    }
-}
-
-async fn start(ns: &TestNamespace) -> Running {
-    init_logs();
-    install_crd(&ns.client()).await;
-    let ctx = Arc::new(Context::new(ns.client()));
-    let (tx, rx) = oneshot::channel::<()>();
-    let shutdown = controller::shutdown_on(async move {
-        let _ = rx.await;
-    });
-    let namespaces = vec![ns.name().to_string()];
-    let c = ctx.clone();
-    let task = tokio::spawn(async move { controller::run(c, &namespaces, 4, shutdown).await });
-    Running {
-        ctx,
-        stop: Some(tx),
-        task,
-    }
-}
-
-fn cr_yaml(name: &str, manifest: &str, version: &str) -> String {
-    format!(
-        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {{name: {name}}}\n\
-         spec:\n  size: dev\n  wandb:\n    hostname: http://{name}.local\n    version: \"{version}\"\n    \
-         manifestRepository: {manifest}\n"
-    )
-}
-
-async fn condition(api: &Api<WeightsAndBiases>, name: &str, t: &str) -> Option<(String, String)> {
-    let cr = api.get(name).await.ok()?;
-    let c = cr.status?.conditions.into_iter().find(|c| c.type_ == t)?;
-    Some((c.status, c.message))
-}
+use common::{TIMEOUT, condition, cr_yaml, fixtures, start, wait_ready};
 
 /// The CR with an external MySQL whose credentials come from the user's Secret `db`.
 fn cr_yaml_external_db(name: &str, manifest: &str, version: &str) -> String {
@@ -157,16 +45,6 @@ async fn create_db_secret(ns: &TestNamespace) {
         .create(&PostParams::default(), &s)
         .await
         .expect("creating the database Secret");
-}
-
-async fn wait_ready(api: &Api<WeightsAndBiases>, name: &str) {
-    wait_for("the CR to become Ready", TIMEOUT, || async {
-        Ok(condition(api, name, "Ready")
-            .await
-            .filter(|(s, _)| s == "True")
-            .map(|_| ()))
-    })
-    .await;
 }
 
 #[tokio::test]

@@ -41,6 +41,11 @@ pub struct Running {
 }
 
 pub async fn start(ns: &TestNamespace) -> Running {
+    start_for(ns, vec![ns.name().to_string()]).await
+}
+
+/// The controller watching `namespaces` (`ns` gives the client).
+pub async fn start_for(ns: &TestNamespace, namespaces: Vec<String>) -> Running {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -53,7 +58,6 @@ pub async fn start(ns: &TestNamespace) -> Running {
     let shutdown = controller::shutdown_on(async move {
         let _ = rx.await;
     });
-    let namespaces = vec![ns.name().to_string()];
     let c = ctx.clone();
     let task = tokio::spawn(async move { controller::run(c, &namespaces, 4, shutdown).await });
     Running {
@@ -64,12 +68,37 @@ pub async fn start(ns: &TestNamespace) -> Running {
 }
 
 impl Running {
+    /// Stops the controller gracefully (in-flight reconciles finish), leaving every object.
+    pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("the controller stops within 30s")
+            .expect("the controller task does not panic");
+    }
+
     /// Deletes every instance while the controller runs (its finalizer needs it), then stops.
-    pub async fn finish(mut self, ns: TestNamespace) {
+    pub async fn finish(self, ns: TestNamespace) {
+        finish_all(self, vec![ns]).await;
+    }
+}
+
+/// [`Running::finish`] for several namespaces.
+pub async fn finish_all(mut running: Running, namespaces: Vec<TestNamespace>) {
+    for ns in &namespaces {
         let wb: Api<WeightsAndBiases> = ns.api();
         wb.delete_collection(&Default::default(), &Default::default())
             .await
             .expect("delete instances");
+    }
+    for ns in &namespaces {
+        let wb: Api<WeightsAndBiases> = ns.api();
         wait_for("every WeightsAndBiases to be gone", TIMEOUT, || async {
             Ok(wb
                 .list(&Default::default())
@@ -79,13 +108,9 @@ impl Running {
                 .then_some(()))
         })
         .await;
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
-            .await
-            .expect("the controller stops within 30s")
-            .expect("the controller task does not panic");
+    }
+    running.halt().await;
+    for ns in namespaces {
         ns.cleanup().await;
     }
 }
@@ -99,4 +124,34 @@ pub async fn condition(
     let cr = api.get(name).await.ok()?;
     let c = cr.status?.conditions.into_iter().find(|c| c.type_ == t)?;
     Some((c.status, c.message))
+}
+
+/// `file://` URL of the shared fixture manifests (0.79.0, 0.84.0).
+pub fn fixtures() -> String {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/server-manifest");
+    let p = p
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("fixtures at {}: {e}", p.display()));
+    format!("file://{}", p.display())
+}
+
+/// A minimal instance of `version` from `manifest`, every backing service managed.
+pub fn cr_yaml(name: &str, manifest: &str, version: &str) -> String {
+    format!(
+        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {{name: {name}}}\n\
+         spec:\n  size: dev\n  wandb:\n    hostname: http://{name}.local\n    version: \"{version}\"\n    \
+         manifestRepository: {manifest}\n"
+    )
+}
+
+/// Waits until instance `name` is Ready.
+pub async fn wait_ready(api: &Api<WeightsAndBiases>, name: &str) {
+    wait_for("the CR to become Ready", TIMEOUT, || async {
+        Ok(condition(api, name, "Ready")
+            .await
+            .filter(|(s, _)| s == "True")
+            .map(|_| ()))
+    })
+    .await;
 }
