@@ -105,9 +105,13 @@ async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
         .apiserver_version()
         .await
         .map_err(|e| format!("the Kubernetes API server does not answer: {e}"))?;
+    let signal = controller::shutdown_on(controller::signal());
+    tokio::select! {
+        () = wait_for_crd(&client) => {}
+        () = signal.clone() => return Ok(ExitCode::SUCCESS),
+    }
     health.set_ready(true);
 
-    let signal = controller::shutdown_on(controller::signal());
     let concurrency = args.concurrency.max(1);
     if !args.leader_elect {
         controller::run(ctx, &args.namespaces, concurrency, signal).await;
@@ -167,4 +171,32 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "wandb-operator".into())
+}
+
+/// Waits until the WeightsAndBiases API is served, saying what to do meanwhile (a controller
+/// started before its CRD would otherwise only log list errors).
+async fn wait_for_crd(client: &kube::Client) {
+    let api: kube::Api<wandb_api::WeightsAndBiases> = kube::Api::all(client.clone());
+    let mut warned = false;
+    loop {
+        match api
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                if !warned {
+                    tracing::error!(
+                        "the WeightsAndBiases CRD (weightsandbiases.apps.wandb.com) is not installed; \
+                         install it with `wandb-operator crd | kubectl apply --server-side -f -` or the Helm chart. Waiting for it."
+                    );
+                    warned = true;
+                }
+            }
+            // Forbidden in some namespaces-only setups: the controller's own watches will say.
+            Err(kube::Error::Api(s)) if s.code == 403 => return,
+            Err(e) => tracing::warn!(error = %e, "checking for the WeightsAndBiases CRD"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
 }

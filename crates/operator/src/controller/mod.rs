@@ -28,6 +28,9 @@ use wandb_engine::names;
 pub use context::Context;
 pub use reconcile::FINALIZER;
 
+/// How long in-flight reconciles may run after shutdown is requested.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 /// A shutdown trigger that several controllers can wait on.
 pub type Shutdown = Shared<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>;
 
@@ -141,7 +144,16 @@ pub async fn run(ctx: Arc<Context>, namespaces: &[String], concurrency: u16, shu
             }
         })
     });
-    futures::future::join_all(runs).await;
+    // Graceful: in-flight reconciles finish; but a controller whose watches never started
+    // (e.g. an API error loop) must not outlive the shutdown by more than a grace period.
+    let all = futures::future::join_all(runs);
+    let deadline = shutdown
+        .clone()
+        .then(|()| tokio::time::sleep(SHUTDOWN_GRACE));
+    futures::pin_mut!(all, deadline);
+    if let futures::future::Either::Right(_) = futures::future::select(all, deadline).await {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "controller did not stop in time; exiting anyway");
+    }
     tracing::info!("controller stopped");
 }
 
