@@ -104,6 +104,60 @@ expect_invalid() {
 
 k() { "$KUBECTL" "$@"; }
 
+# Runs the operator binary on this host with only the chart ServiceAccount's token (a
+# TokenRequest) as credentials: what it can do is exactly what the chart grants. Prints its pid.
+OPERATOR_PID=""
+run_as_chart_sa() { # NS REL [run args...]
+  local ns="$1" rel="$2"; shift 2
+  local op="${WANDB_OPERATOR_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/debug/wandb-operator}"
+  [ -x "$op" ] || (cd "$REPO" && cargo build -q -p wandb-operator) || fail "cannot build wandb-operator"
+  local kc="$WORK/sa-$rel.kubeconfig" server ca token
+  server="$(k config view --raw --minify --flatten -o jsonpath='{.clusters[0].cluster.server}')"
+  ca="$(k config view --raw --minify --flatten -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
+  token="$(k create token "$rel" -n "$ns" --duration=1h)"
+  cat >"$kc" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "$server", certificate-authority-data: "$ca"}}]
+users: [{name: sa, user: {token: "$token"}}]
+contexts: [{name: c, context: {cluster: c, user: sa}}]
+current-context: c
+KC
+  KUBECONFIG="$kc" POD_NAME="$rel-host" "$op" run --leader-elect --leader-election-namespace "$ns" \
+    --metrics-bind-address 0 --health-probe-bind-address 0 "$@" >"$WORK/operator-$rel.log" 2>&1 &
+  OPERATOR_PID=$!
+  CLEANUP+=("kill $OPERATOR_PID 2>/dev/null")
+}
+
+# hostPath volumes for the sample instance's managed services (kwok has no provisioner).
+volumes() { # ID
+  local i
+  for i in 1 2 3; do
+    k apply -f - >/dev/null <<PV
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: chart-$1-$i, labels: {wandb-chart-test: "$1"}}
+spec: {capacity: {storage: 1Ti}, accessModes: [ReadWriteOnce], persistentVolumeReclaimPolicy: Retain, hostPath: {path: /tmp/wandb-chart/$1-$i, type: DirectoryOrCreate}}
+PV
+  done
+  CLEANUP+=("'$KUBECTL' delete pv -l wandb-chart-test=$1 --wait=false")
+}
+
+# The sample instance reaches Ready under the operator holding only the chart's permissions.
+expect_ready_as_chart_sa() { # NAMESPACE
+  if ! k wait --for=condition=Ready weightsandbiases.apps.wandb.com/wandb -n "$1" --timeout=180s >&2; then
+    tail -30 "$WORK"/operator-*.log >&2 || true
+    fail "the sample instance in $1 did not reach Ready with the chart's permissions"
+  fi
+  say "  the sample instance in $1 is Ready, reconciled with only the chart ServiceAccount's token"
+}
+
+# Deletes the sample instance while the operator runs (its finalizer needs it), then stops it.
+stop_operator_after_delete() { # NAMESPACE
+  k delete weightsandbiases.apps.wandb.com wandb -n "$1" --timeout=120s >/dev/null || fail "the sample instance was not deleted"
+  kill "$OPERATOR_PID"; wait "$OPERATOR_PID" 2>/dev/null || true
+}
+
 install() {
   [ -n "${KUBECONFIG:-}" ] || fail "set KUBECONFIG (scripts/cluster.sh up)"
   k get --raw /readyz >/dev/null || fail "no API server at KUBECONFIG=$KUBECONFIG"
@@ -147,12 +201,16 @@ install() {
   say "helm upgrade $rel with the sample instance (wandb.instance.enabled=true)"
   "$HELM" upgrade "$rel" "$CHART_DIR" -n "$ns" --reuse-values --wait=false --set wandb.instance.enabled=true >&2
   k get weightsandbiases.apps.wandb.com wandb -n "$ns" >/dev/null
+  volumes "c$id"
+  run_as_chart_sa "$ns" "$rel"
+  expect_ready_as_chart_sa "$ns"
 
   say "helm upgrade $rel with crds.install=false: the CRD must stay (resource-policy keep)"
   "$HELM" upgrade "$rel" "$CHART_DIR" -n "$ns" --reuse-values --wait=false --set crds.install=false >&2
   k get crd "$CRD" >/dev/null 2>&1 || fail "helm upgrade --set crds.install=false deleted the CRD"
   k get weightsandbiases.apps.wandb.com wandb -n "$ns" >/dev/null
 
+  stop_operator_after_delete "$ns"
   say "helm uninstall $rel: the CRD must stay"
   out="$("$HELM" uninstall "$rel" -n "$ns" 2>&1)" || fail "helm uninstall: $out"
   printf '%s\n' "$out" >&2
@@ -184,6 +242,10 @@ install() {
   k get clusterrole,clusterrolebinding "$ns-$rel-crd" >/dev/null
   ! k get clusterrole "$ns-$rel" >/dev/null 2>&1 || fail "namespaced scope rendered the cluster-wide ClusterRole"
   k get weightsandbiases.apps.wandb.com wandb -n "$wa" >/dev/null
+  volumes "n$id"
+  run_as_chart_sa "$ns" "$rel" --namespaces "$wa,$wb"
+  expect_ready_as_chart_sa "$wa"
+  stop_operator_after_delete "$wa"
   [ "$(k get deployment "$rel" -n "$ns" -o jsonpath='{.spec.template.spec.containers[0].args}')" = \
     "[\"run\",\"--metrics-bind-address=:8080\",\"--health-probe-bind-address=:8081\",\"--leader-elect\",\"--leader-election-namespace=$ns\",\"--namespaces=$wa,$wb\",\"--log-format=text\",\"--log-level=debug\",\"--concurrency=8\",\"--example-flag=1\"]" ] \
     || fail "unexpected operator args: $(k get deployment "$rel" -n "$ns" -o jsonpath='{.spec.template.spec.containers[0].args}')"
