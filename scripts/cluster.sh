@@ -178,8 +178,11 @@ EOF
     trap '[ -n "$UP_OK" ] || { show_logs; log "up failed: stopping cluster $NAME"; stop_cluster || true; }' EXIT
     # kwokctl finds kubectl on PATH first: make it ours.
     mkdir -p "$ROOT/path"; ln -sf "$KUBECTL" "$ROOT/path/kubectl"
+    # The default Service range (a /24, 254 ClusterIPs) is too small for benchmarks with many
+    # instances, each with several Services.
     PATH="$ROOT/path:$PATH" "$KWOKCTL" -c "$ROOT/kwokctl.yaml" create cluster --name "$NAME" \
-      --runtime binary --kubeconfig "" --wait "${UP_TIMEOUT}s" </dev/null >>"$ROOT/kwokctl.log" 2>&1 9>&- \
+      --runtime binary --kubeconfig "" --wait "${UP_TIMEOUT}s" \
+      --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 </dev/null >>"$ROOT/kwokctl.log" 2>&1 9>&- \
       || die "kwokctl create cluster failed"
     # Offline: nothing may have been fetched.
     if grep -Eiq 'download|https?://(dl\.k8s\.io|github\.com)' "$ROOT/kwokctl.log"; then
