@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod observe;
 pub mod secrets;
 pub mod status;
+pub mod telemetry;

@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Log level (`error`, `warn`, `info`, `debug`, `trace`); RUST_LOG, when set, wins.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Export traces over OTLP/HTTP to this collector (e.g. `http://otel-collector:4318`).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// `host:port` or `:port` for /metrics; `0` disables.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub metrics_bind_address: String,
@@ -53,18 +56,18 @@ pub struct RunArgs {
     pub leader_election_id: String,
 }
 
-fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 pub fn run(args: &RunArgs) -> ExitCode {
-    init_logging(args.log_format, &args.log_level);
+    let telemetry = match wandb_operator::telemetry::init(
+        matches!(args.log_format, LogFormat::Json),
+        &args.log_level,
+        args.otlp_endpoint.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("wandb-operator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,7 +78,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async {
+    let code = rt.block_on(async {
         match serve(args).await {
             Ok(code) => code,
             Err(e) => {
@@ -83,7 +86,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    telemetry.shutdown();
+    code
 }
 
 async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
@@ -107,7 +112,7 @@ async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("the Kubernetes API server does not answer: {e}"))?;
     let signal = controller::shutdown_on(controller::signal());
     tokio::select! {
-        () = wait_for_crd(&client) => {}
+        () = tracing::Instrument::instrument(wait_for_crd(&client), tracing::info_span!("startup")) => {}
         () = signal.clone() => return Ok(ExitCode::SUCCESS),
     }
     health.set_ready(true);

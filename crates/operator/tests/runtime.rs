@@ -189,3 +189,69 @@ async fn health_metrics_and_leader_failover_between_two_processes() {
     })
     .await;
 }
+
+/// Accepts HTTP requests on 127.0.0.1 and reports each request line; answers 200.
+fn otlp_receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut buf = vec![0u8; 65536];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if tx.send(head).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn exports_traces_over_otlp_http() {
+    let ns = wandb_testkit::namespace("runtime-otlp").await;
+    install_crd(&ns.client()).await;
+    let (port, requests) = otlp_receiver();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wandb-operator"))
+        .args([
+            "run",
+            "--namespaces",
+            ns.name(),
+            "--metrics-bind-address",
+            "0",
+            "--health-probe-bind-address",
+            "0",
+        ])
+        .arg(format!("--otlp-endpoint=http://127.0.0.1:{port}"))
+        .env("KUBECONFIG", ns.cluster().kubeconfig_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A graceful stop flushes the batch exporter.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let got: Vec<String> = requests.try_iter().collect();
+    assert!(
+        got.iter().any(|l| l.starts_with("POST /v1/traces")),
+        "no OTLP export received: {got:?}"
+    );
+}
