@@ -176,3 +176,166 @@ async fn an_external_service_with_a_missing_key_is_named_and_nothing_rolls_out()
     );
     running.finish(ns).await;
 }
+
+async fn claims(ns: &wandb_testkit::TestNamespace) -> Vec<String> {
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = ns.api();
+    pvcs.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn detach_keeps_managed_data_and_purge_deletes_it() {
+    let ns = wandb_testkit::namespace("backends-retention").await;
+    let _pv = ns.start_volume_provisioner();
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    for (name, policy) in [("keep", "detach"), ("drop", "purge")] {
+        ns.apply_yaml(&format!(
+            "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {{name: {name}}}\nspec:\n  retentionPolicy: {{onDelete: {policy}}}\n  wandb: {{hostname: http://{name}.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}}\n"
+        ))
+        .await;
+    }
+    for name in ["keep", "drop"] {
+        wait_for("Ready", TIMEOUT, || async {
+            Ok(condition(&wb, name, "Ready")
+                .await
+                .filter(|(s, _)| s == "True"))
+        })
+        .await;
+    }
+    let before = claims(&ns).await;
+    for name in ["keep", "drop"] {
+        assert!(
+            before
+                .iter()
+                .any(|c| c.ends_with(&format!("{name}-mysql-0"))),
+            "{before:?}"
+        );
+        wb.delete(name, &Default::default()).await.unwrap();
+    }
+    for name in ["keep", "drop"] {
+        wait_for("the instance to be gone", TIMEOUT, || async {
+            Ok(wb.get_opt(name).await?.is_none().then_some(()))
+        })
+        .await;
+    }
+    // detach: the claims and generated credentials stay, with no owner to collect them.
+    let after = claims(&ns).await;
+    for kind in ["mysql", "redis", "objectstore"] {
+        assert!(
+            after.iter().any(|c| c.ends_with(&format!("keep-{kind}-0"))),
+            "keep's {kind} data is kept: {after:?}"
+        );
+    }
+    let creds = secrets
+        .get("keep-mysql-credentials")
+        .await
+        .expect("detached credentials are kept");
+    assert!(
+        creds
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+    // purge: gone (PVCs may linger as Terminating while a pod still uses them).
+    wait_for("purged credentials to be gone", TIMEOUT, || async {
+        Ok(secrets
+            .get_opt("drop-mysql-credentials")
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await;
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = ns.api();
+    for c in after.iter().filter(|c| c.contains("drop-")) {
+        let p = pvcs.get_opt(c).await.unwrap();
+        assert!(
+            p.is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
+            "{c} is being deleted"
+        );
+    }
+    running.finish(ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn switching_mysql_from_managed_to_external_rewires_and_keeps_the_old_data() {
+    let ns = wandb_testkit::namespace("backends-switch").await;
+    let _pv = ns.start_volume_provisioner();
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    ns.apply_yaml("apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n").await;
+    wait_for("Ready", TIMEOUT, || async {
+        Ok(condition(&wb, "w", "Ready")
+            .await
+            .filter(|(s, _)| s == "True"))
+    })
+    .await;
+    assert!(
+        secret_data(&secrets.get("w-mysql-connection").await.unwrap())["url"].contains("@w-mysql.")
+    );
+
+    let db = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("db".into()),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([
+            ("host".to_string(), "db.example.com".to_string()),
+            ("user".to_string(), "wandb".to_string()),
+            ("database".to_string(), "wandb".to_string()),
+            ("password".to_string(), "secret".to_string()),
+        ])),
+        ..Default::default()
+    };
+    secrets.create(&PostParams::default(), &db).await.unwrap();
+    let external = serde_json::json!({"spec": {"mysql": {"default": {"externalMysql": {
+        "host": {"name": "db", "key": "host"}, "database": {"name": "db", "key": "database"},
+        "username": {"name": "db", "key": "user"}, "password": {"name": "db", "key": "password"}}}}}});
+    wb.patch(
+        "w",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(external),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the connection to point at the external MySQL",
+        TIMEOUT,
+        || async {
+            let url = secret_data(&secrets.get("w-mysql-connection").await?)["url"].clone();
+            Ok(url.contains("@db.example.com:3306/").then_some(url))
+        },
+    )
+    .await;
+    // The managed MySQL is no longer rendered: its StatefulSet goes, its data stays (detach).
+    let sts: Api<StatefulSet> = ns.api();
+    wait_for(
+        "the managed MySQL StatefulSet to be pruned",
+        TIMEOUT,
+        || async { Ok(sts.get_opt("w-mysql").await?.is_none().then_some(())) },
+    )
+    .await;
+    assert!(
+        claims(&ns).await.iter().any(|c| c.ends_with("w-mysql-0")),
+        "the old MySQL data is kept"
+    );
+    assert!(
+        secrets
+            .get_opt("w-mysql-credentials")
+            .await
+            .unwrap()
+            .is_some(),
+        "the old credentials are kept"
+    );
+    running.finish(ns).await;
+}
