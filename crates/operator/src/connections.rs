@@ -23,6 +23,8 @@ pub struct Published {
     pub ready: Vec<String>,
     /// `<connection secret> (<why>)` for each service whose inputs are incomplete.
     pub problems: Vec<String>,
+    /// External services whose endpoint failed the preflight: (kind key, instance, problem).
+    pub unreachable: Vec<(String, String, String)>,
 }
 
 pub async fn publish(
@@ -30,6 +32,7 @@ pub async fn publish(
     cr: &WeightsAndBiases,
     infra: &[InfraPlan],
     owner: &OwnerReference,
+    ctx: &crate::controller::Context,
 ) -> Result<Published, kube::Error> {
     let mut out = Published::default();
     let Ok(inst) = Instance::from_cr(cr) else {
@@ -86,6 +89,30 @@ pub async fn publish(
                         missing.join("; ")
                     ));
                     continue;
+                }
+                if let Some(ep) = crate::preflight::endpoint(plan.kind, &inputs) {
+                    let key = format!(
+                        "{}/{}/{}/{}",
+                        applier.namespace(),
+                        cr.name_any(),
+                        plan.kind.key(),
+                        plan.instance
+                    );
+                    let problem = match ctx.preflight_cached(&key, &ep) {
+                        Some(cached) => cached,
+                        None => {
+                            let problem = crate::preflight::check(&ep).await.err();
+                            ctx.record_preflight(&key, &ep, problem.clone());
+                            problem
+                        }
+                    };
+                    if let Some(p) = problem {
+                        out.unreachable.push((
+                            plan.kind.key().to_string(),
+                            plan.instance.clone(),
+                            p,
+                        ));
+                    }
                 }
                 inputs
             }

@@ -9,6 +9,7 @@ pub mod gates;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod preflight;
 pub mod secrets;
 pub mod status;
 pub mod telemetry;

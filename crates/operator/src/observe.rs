@@ -133,6 +133,7 @@ pub async fn infra(
             },
             connection_secret: plan.connection_secret.clone(),
             readiness: backends::readiness(plan, &observed),
+            preflight: None,
         });
     }
     Ok(out)

@@ -55,6 +55,8 @@ pub struct InfraFact {
     pub connection_secret: String,
     /// Readiness of everything but the connection Secret (StatefulSet, setup Jobs).
     pub readiness: Readiness,
+    /// Why an external service's endpoint failed the preflight (reported, not gating).
+    pub preflight: Option<String>,
 }
 
 /// Everything the status is computed from.
@@ -406,7 +408,10 @@ fn infra_map(f: &Facts) -> BTreeMap<String, BTreeMap<String, InfraStatus>> {
                     i.connection_secret
                 )),
             ),
-            Readiness::Ready => (true, "Healthy", None),
+            Readiness::Ready => match &i.preflight {
+                Some(p) => (true, "Degraded", Some(format!("preflight: {p}"))),
+                None => (true, "Healthy", None),
+            },
         };
         out.entry(i.kind.clone()).or_default().insert(
             i.instance.clone(),
@@ -521,6 +526,7 @@ mod tests {
             invalid_spec: None,
             missing_secrets: vec![],
             infra: vec![InfraFact {
+                preflight: None,
                 kind: "mysql".into(),
                 instance: "default".into(),
                 mode: "managed".into(),

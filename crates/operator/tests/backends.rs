@@ -339,3 +339,65 @@ async fn switching_mysql_from_managed_to_external_rewires_and_keeps_the_old_data
     );
     running.finish(ns).await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn external_endpoints_are_preflighted_and_rechecked_when_they_change() {
+    let ns = wandb_testkit::namespace("backends-preflight").await;
+    let _pv = ns.start_volume_provisioner();
+    // A reachable "MySQL": a listener on loopback (the operator runs on this host in tests).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let running = start(&ns).await;
+    let secrets: Api<Secret> = ns.api();
+    let db = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("db".into()),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([
+            ("host".to_string(), "127.0.0.1".to_string()),
+            ("port".to_string(), port.to_string()),
+            ("user".to_string(), "wandb".to_string()),
+            ("database".to_string(), "wandb".to_string()),
+            ("password".to_string(), "secret".to_string()),
+        ])),
+        ..Default::default()
+    };
+    secrets.create(&PostParams::default(), &db).await.unwrap();
+    ns.apply_yaml(
+        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        port: {name: db, key: port}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n",
+    )
+    .await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let mysql_state = || async {
+        let st = wb.get("w").await.ok()?.status?;
+        let s = st.infra.get("mysql")?.get("default")?.clone();
+        Some((s.state, s.message.unwrap_or_default()))
+    };
+    wait_for("the reachable MySQL to be Healthy", TIMEOUT, || async {
+        Ok(mysql_state().await.filter(|(s, _)| s == "Healthy"))
+    })
+    .await;
+
+    // The endpoint changes to one that does not resolve: checked again, reported, not gating.
+    let moved = serde_json::json!({"stringData": {"host": "mysql.unreachable.invalid"}});
+    secrets
+        .patch(
+            "db",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(moved),
+        )
+        .await
+        .unwrap();
+    let (_, msg) = wait_for("the moved MySQL to be Degraded", TIMEOUT, || async {
+        Ok(mysql_state().await.filter(|(s, _)| s == "Degraded"))
+    })
+    .await;
+    assert!(
+        msg.contains(&format!("mysql.unreachable.invalid:{port}")),
+        "{msg}"
+    );
+    drop(listener);
+    running.finish(ns).await;
+}

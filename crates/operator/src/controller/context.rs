@@ -17,6 +17,8 @@ pub struct Context {
     /// Manifest location used when `spec.wandb.manifestRepository` is unset.
     pub default_manifest: String,
     failures: Mutex<HashMap<String, u32>>,
+    /// Last preflight per external service (`ns/cr/kind/instance`): (endpoint, problem).
+    preflight: Mutex<HashMap<String, (String, Option<String>)>>,
     writes: Mutex<HashMap<String, Vec<usize>>>,
     total_writes: AtomicU64,
 }
@@ -40,6 +42,7 @@ impl Context {
             recorder,
             default_manifest: "builtin://".into(),
             failures: Mutex::default(),
+            preflight: Mutex::default(),
             writes: Mutex::default(),
             total_writes: AtomicU64::new(0),
         }
@@ -51,6 +54,20 @@ impl Context {
         let n = f.entry(uid.to_string()).or_insert(0);
         *n = n.saturating_add(1);
         *n
+    }
+
+    /// The preflight result of `key` for `endpoint`, when that endpoint was checked already.
+    pub fn preflight_cached(&self, key: &str, endpoint: &str) -> Option<Option<String>> {
+        let p = self.preflight.lock().expect("not poisoned");
+        p.get(key)
+            .filter(|(e, _)| e == endpoint)
+            .map(|(_, r)| r.clone())
+    }
+
+    /// Records the preflight result of `key`.
+    pub fn record_preflight(&self, key: &str, endpoint: &str, problem: Option<String>) {
+        let mut p = self.preflight.lock().expect("not poisoned");
+        p.insert(key.to_string(), (endpoint.to_string(), problem));
     }
 
     /// Forgets the failures of the object with `uid` (after a successful reconcile).

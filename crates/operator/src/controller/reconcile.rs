@@ -167,7 +167,7 @@ async fn apply_inner(
     let sf = secrets::ensure(applier, cr, &built.secrets, &owner, retained_owner).await?;
     // Connection Secrets are composed from generated credentials or the user's Secrets; a
     // missing input is named and that service's Secret is not written.
-    let published = connections::publish(applier, cr, &built.infra, &owner).await?;
+    let published = connections::publish(applier, cr, &built.infra, &owner, ctx).await?;
     if !published.problems.is_empty() {
         publish_warning(
             ctx,
@@ -176,6 +176,14 @@ async fn apply_inner(
             &published.problems.join("; "),
         )
         .await;
+    }
+    let unreachable = published.unreachable.clone();
+    if !unreachable.is_empty() {
+        let note: Vec<String> = unreachable
+            .iter()
+            .map(|(k, i, p)| format!("{k} {i}: {p}"))
+            .collect();
+        publish_warning(ctx, cr, "ExternalServiceUnreachable", &note.join("; ")).await;
     }
     let mut missing: Vec<String> = sf
         .missing
@@ -199,6 +207,12 @@ async fn apply_inner(
         .and_then(|w| w.migration.as_ref())
         .and_then(|m| m.last_success_version.as_deref());
     facts.infra = observe::infra(client, ns, &built.infra).await?;
+    for f in &mut facts.infra {
+        f.preflight = unreachable
+            .iter()
+            .find(|(k, i, _)| *k == f.kind && *i == f.instance)
+            .map(|(_, _, p)| p.clone());
+    }
     let infra_ready = facts.infra_ready();
     let gates = Gates {
         infra_ready,
