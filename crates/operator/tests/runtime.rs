@@ -7,11 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, CustomResourceExt, ResourceExt};
-use wandb_api::WeightsAndBiases;
-use wandb_testkit::{TestNamespace, condition_status, wait_for};
+use kube::Api;
+use wandb_testkit::{TestNamespace, wait_for};
+
+mod common;
+
+use common::install_crd;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const LEASE: &str = "wandb-operator-leader";
@@ -96,23 +97,6 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .spec?
         .holder_identity
         .filter(|h| !h.is_empty())
-}
-
-async fn install_crd(client: &kube::Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = WeightsAndBiases::crd();
-    api.patch(
-        &crd.name_any(),
-        &PatchParams::apply("wandb-operator-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("applying the CRD");
-    wait_for("the CRD to be Established", TIMEOUT, || async {
-        let v = serde_json::to_value(api.get(&crd.name_any()).await?)?;
-        Ok((condition_status(&v, "Established").as_deref() == Some("True")).then_some(()))
-    })
-    .await;
 }
 
 #[tokio::test]
