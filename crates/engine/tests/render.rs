@@ -528,6 +528,14 @@ fn external_services_get_no_objects_and_their_certificates_are_mounted() {
         .as_mut()
         .unwrap()
         .ssl_ca = Some(sel("redis-ca.crt"));
+    c.spec
+        .kafka
+        .as_mut()
+        .unwrap()
+        .external_kafka
+        .as_mut()
+        .unwrap()
+        .ssl_ca = Some(sel("kafka-ca.crt"));
     let built = render(&c, &m, Some(&external_connections()));
     assert!(
         built
@@ -549,6 +557,7 @@ fn external_services_get_no_objects_and_their_certificates_are_mounted() {
         ("/etc/ssl/certs/mysql_ssl_cert.pem", "tls.crt"),
         ("/etc/ssl/certs/mysql_ssl_key.pem", "tls.key"),
         ("/etc/ssl/certs/redis_ca.pem", "redis-ca.crt"),
+        ("/etc/ssl/certs/kafka_ca.pem", "kafka-ca.crt"),
     ];
     let mut pods = 0;
     for o in &built.objects {

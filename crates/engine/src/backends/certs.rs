@@ -31,7 +31,8 @@ impl CertMount {
     }
 }
 
-/// Certificates of the external MySQL and Redis instances the instance uses, in a stable order.
+/// Certificates of the external MySQL, Redis and Kafka instances the instance uses, in a stable
+/// order.
 pub fn cert_mounts(cr: &WeightsAndBiases, inst: &Instance) -> Vec<CertMount> {
     let mut out = Vec::new();
     for ((kind, instance), mode) in &inst.services {
@@ -62,6 +63,17 @@ pub fn cert_mounts(cr: &WeightsAndBiases, inst: &Instance) -> Vec<CertMount> {
                     .as_ref()
                     .and_then(|m| m.get(instance))
                     .and_then(|m| m.external_redis.as_ref())
+                else {
+                    continue;
+                };
+                vec![(CertRole::Ca, e.ssl_ca.as_ref())]
+            }
+            ServiceKind::Kafka => {
+                let Some(e) = cr
+                    .spec
+                    .kafka
+                    .as_ref()
+                    .and_then(|k| k.external_kafka.as_ref())
                 else {
                     continue;
                 };

@@ -547,7 +547,7 @@ pub fn first_bootstrap(servers: &str) -> Result<(String, u16), UrlError> {
     Ok((host.to_string(), port))
 }
 
-/// `kafka://[user:pass@]host:port[?tls=true][&saslMechanism=..]` from the first bootstrap server
+/// `kafka://[user:pass@]host:port[?tls=true][&caCertPath=..][&saslMechanism=..]` from the first bootstrap server
 /// (or `host`/`port`).
 pub fn kafka_url(i: &ConnInputs) -> Result<String, UrlError> {
     let (host, port) = match non_empty(&i.bootstrap_servers) {
@@ -555,8 +555,15 @@ pub fn kafka_url(i: &ConnInputs) -> Result<String, UrlError> {
         None => host_port(i, &i.port, 9092)?,
     };
     let mut params = Vec::new();
-    if truthy(&i.tls) == Some(true) {
+    if truthy(&i.tls) == Some(true) || i.ssl_ca {
         params.push(("tls".to_string(), "true".to_string()));
+    }
+    if i.ssl_ca {
+        // The CA the operator mounts from the user's Secret (see `certs`).
+        params.push((
+            "caCertPath".into(),
+            cert_path(ServiceKind::Kafka, &i.instance, CertRole::Ca),
+        ));
     }
     if let Some(m) = non_empty(&i.sasl_mechanism) {
         params.push(("saslMechanism".into(), m.to_string()));
@@ -1009,6 +1016,12 @@ mod tests {
             format!(
                 "kafka://svc%20user:{TRICKY_ENC}@broker:9092?tls=true&saslMechanism=SCRAM-SHA-512"
             )
+        );
+        let i = inputs(&[("bootstrapServers", "broker:9093"), ("sslCa", "PEM")]);
+        assert_eq!(
+            kafka_url(&i).unwrap(),
+            "kafka://broker:9093?tls=true&caCertPath=/etc/ssl/certs/kafka_ca.pem",
+            "a CA implies TLS and names the mounted file"
         );
         let i = inputs(&[("bootstrapServers", " , ")]);
         assert_eq!(kafka_url(&i), Err(UrlError::Missing("bootstrapServers")));
