@@ -7,7 +7,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -24,6 +23,24 @@ fn secret_data(s: &Secret) -> BTreeMap<String, String> {
         .into_iter()
         .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
         .collect()
+}
+
+/// Creates Secret `db` with the coordinates of an external MySQL.
+async fn create_db_secret(secrets: &Api<Secret>, fields: &[(&str, &str)]) {
+    let db = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("db".into()),
+            ..Default::default()
+        },
+        string_data: Some(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    secrets.create(&PostParams::default(), &db).await.unwrap();
 }
 
 #[tokio::test]
@@ -109,19 +126,16 @@ async fn an_external_service_with_a_missing_key_is_named_and_nothing_rolls_out()
     let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
     let secrets: Api<Secret> = ns.api();
-    let db = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("db".into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([
-            ("host".to_string(), ByteString(b"db.example.com".to_vec())),
-            ("user".to_string(), ByteString(b"wandb".to_vec())),
-            ("database".to_string(), ByteString(b"wandb".to_vec())),
-        ])),
-        ..Default::default()
-    };
-    secrets.create(&PostParams::default(), &db).await.unwrap();
+    // No `password` key yet.
+    create_db_secret(
+        &secrets,
+        &[
+            ("host", "db.example.com"),
+            ("user", "wandb"),
+            ("database", "wandb"),
+        ],
+    )
+    .await;
     ns.apply_yaml(
         "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n",
     )
@@ -284,20 +298,16 @@ async fn switching_mysql_from_managed_to_external_rewires_and_keeps_the_old_data
         secret_data(&secrets.get("w-mysql-connection").await.unwrap())["url"].contains("@w-mysql.")
     );
 
-    let db = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("db".into()),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([
-            ("host".to_string(), "db.example.com".to_string()),
-            ("user".to_string(), "wandb".to_string()),
-            ("database".to_string(), "wandb".to_string()),
-            ("password".to_string(), "secret".to_string()),
-        ])),
-        ..Default::default()
-    };
-    secrets.create(&PostParams::default(), &db).await.unwrap();
+    create_db_secret(
+        &secrets,
+        &[
+            ("host", "db.example.com"),
+            ("user", "wandb"),
+            ("database", "wandb"),
+            ("password", "secret"),
+        ],
+    )
+    .await;
     let external = serde_json::json!({"spec": {"mysql": {"default": {"externalMysql": {
         "host": {"name": "db", "key": "host"}, "database": {"name": "db", "key": "database"},
         "username": {"name": "db", "key": "user"}, "password": {"name": "db", "key": "password"}}}}}});
@@ -350,21 +360,18 @@ async fn external_endpoints_are_preflighted_and_rechecked_when_they_change() {
     let port = listener.local_addr().unwrap().port();
     let running = start(&ns).await;
     let secrets: Api<Secret> = ns.api();
-    let db = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("db".into()),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([
-            ("host".to_string(), "127.0.0.1".to_string()),
-            ("port".to_string(), port.to_string()),
-            ("user".to_string(), "wandb".to_string()),
-            ("database".to_string(), "wandb".to_string()),
-            ("password".to_string(), "secret".to_string()),
-        ])),
-        ..Default::default()
-    };
-    secrets.create(&PostParams::default(), &db).await.unwrap();
+    let port = port.to_string();
+    create_db_secret(
+        &secrets,
+        &[
+            ("host", "127.0.0.1"),
+            ("port", &port),
+            ("user", "wandb"),
+            ("database", "wandb"),
+            ("password", "secret"),
+        ],
+    )
+    .await;
     ns.apply_yaml(
         "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        port: {name: db, key: port}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n",
     )

@@ -166,19 +166,7 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
 
     // Poke a reconcile (an annotation does not change the generation): nothing to write, and
     // the generated secret keeps its value.
-    let before = running.ctx.write_history(ns.name(), name).len();
-    wb.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": "1"}}})),
-    )
-    .await
-    .unwrap();
-    let history = wait_for("a reconcile after the poke", TIMEOUT, || async {
-        let h = running.ctx.write_history(ns.name(), name);
-        Ok((h.len() > before).then_some(h))
-    })
-    .await;
+    let history = common::poke_and_count_writes(&running, &ns, name).await;
     eprintln!("writes per reconcile: {history:?}");
     assert_eq!(
         history.last(),
@@ -678,19 +666,7 @@ async fn measures_time_to_ready_and_writes() {
     // Settled: a poked reconcile writes nothing.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let name = &names[0];
-    let before = running.ctx.write_history(ns.name(), name).len();
-    wb.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"test/poke": "1"}}})),
-    )
-    .await
-    .unwrap();
-    let history = wait_for("a reconcile after the poke", TIMEOUT, || async {
-        let h = running.ctx.write_history(ns.name(), name);
-        Ok((h.len() > before).then_some(h))
-    })
-    .await;
+    let history = common::poke_and_count_writes(&running, &ns, name).await;
     eprintln!("{name}: writes per reconcile {history:?}");
     assert_eq!(history.last(), Some(&0));
     let writes = running.ctx.total_writes();

@@ -32,7 +32,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
     HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
@@ -693,27 +692,7 @@ fn setup_job(
     }]);
     let hash = names::short_hash(&serde_json::to_string(&spec).expect("serializes"));
     let name = names::dns_label(&format!("{}-{purpose}-{hash}", n.name));
-    let job = Job {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: Some(inst.namespace.clone()),
-            labels: Some(labels.clone()),
-            ..Default::default()
-        },
-        spec: Some(JobSpec {
-            backoff_limit: Some(10),
-            active_deadline_seconds: Some(1800),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(spec),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let job = crate::build::pod::job(name, inst, labels, spec, 10, Some(1800));
     DesiredObject::new(Phase::Infra, &job)
 }
 
@@ -1254,32 +1233,22 @@ mod tests {
                 assert_eq!(data.get(&k), Some(&v), "{kind:?}.{k}");
             }
         }
-        let data = connection_secret_data(
-            ServiceKind::ObjectStore,
-            &connection_inputs(&inst, ServiceKind::ObjectStore, "default", &creds),
-        )
-        .unwrap();
-        assert_eq!(
-            data["url"],
-            "s3://ak:sk@w-objectstore.n.svc.cluster.local:8333/wandb?region=us-east-1&tls=false&forcePathStyle=true"
-        );
-        let data = connection_secret_data(
-            ServiceKind::Redis,
-            &connection_inputs(&inst, ServiceKind::Redis, "default", &creds),
-        )
-        .unwrap();
-        assert_eq!(
-            data["url"],
-            "redis://:pw@w-redis.n.svc.cluster.local:6379?ttlInSeconds=604800"
-        );
-        let data = connection_secret_data(
-            ServiceKind::Clickhouse,
-            &connection_inputs(&inst, ServiceKind::Clickhouse, "default", &creds),
-        )
-        .unwrap();
-        assert_eq!(
-            data["url"],
-            "clickhouse://wandb:pw@w-clickhouse.n.svc.cluster.local:9000/weave?tls=false"
-        );
+        for (kind, url) in [
+            (
+                ServiceKind::ObjectStore,
+                "s3://ak:sk@w-objectstore.n.svc.cluster.local:8333/wandb?region=us-east-1&tls=false&forcePathStyle=true",
+            ),
+            (
+                ServiceKind::Redis,
+                "redis://:pw@w-redis.n.svc.cluster.local:6379?ttlInSeconds=604800",
+            ),
+            (
+                ServiceKind::Clickhouse,
+                "clickhouse://wandb:pw@w-clickhouse.n.svc.cluster.local:9000/weave?tls=false",
+            ),
+        ] {
+            let inputs = connection_inputs(&inst, kind, "default", &creds);
+            assert_eq!(connection_secret_data(kind, &inputs).unwrap()["url"], url);
+        }
     }
 }

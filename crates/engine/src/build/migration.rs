@@ -1,9 +1,7 @@
 //! Migration Jobs for the requested version. The Job name carries the version, so an upgrade
 //! creates new Jobs and a finished Job of the same version is recognised after a restart.
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{Container, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Container;
 use wandb_manifest::MigrationJob;
 
 use super::{BuildContext, pod};
@@ -69,25 +67,6 @@ pub fn build(
     spec.volumes = (!mounts.volumes.is_empty()).then_some(mounts.volumes);
     spec.restart_policy = Some("Never".into());
 
-    let job = Job {
-        metadata: ObjectMeta {
-            name: Some(job_name),
-            namespace: Some(inst.namespace.clone()),
-            labels: Some(labels.clone()),
-            ..Default::default()
-        },
-        spec: Some(JobSpec {
-            backoff_limit: Some(BACKOFF_LIMIT),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(spec),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let job = pod::job(job_name, inst, labels, spec, BACKOFF_LIMIT, None);
     Ok(DesiredObject::new(Phase::Migrations, &job))
 }

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, EmptyDirVolumeSource, EnvVar, PodSecurityContext, PodSpec,
-    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    PodTemplateSpec, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wandb_api::{ProxySpec, ProxyValue, WeightsAndBiases};
 use wandb_manifest::VolumeSourceType;
 
@@ -94,24 +96,7 @@ pub fn add_custom_ca(
     let mut dirs = vec!["/etc/ssl/certs".to_string()];
     let mut checksum = None;
     if let Some(certs) = global.custom_ca_certs.as_ref().filter(|c| !c.is_empty()) {
-        let name = ca_config_map(inst);
-        mounts.add(
-            Volume {
-                name: "wandb-ca-inline".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: name.clone(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "wandb-ca-inline".into(),
-                mount_path: format!("{CA_ROOT}/inline"),
-                read_only: Some(true),
-                ..Default::default()
-            },
-        );
-        dirs.push(format!("{CA_ROOT}/inline"));
+        dirs.push(mount_ca_dir(mounts, &ca_config_map(inst), "inline"));
         checksum = Some(names::short_hash(&certs.join("\n")));
     }
     if let Some(cm) = global
@@ -119,28 +104,35 @@ pub fn add_custom_ca(
         .as_ref()
         .filter(|c| !c.is_empty())
     {
-        mounts.add(
-            Volume {
-                name: "wandb-ca-configmap".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: cm.clone(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "wandb-ca-configmap".into(),
-                mount_path: format!("{CA_ROOT}/configmap"),
-                read_only: Some(true),
-                ..Default::default()
-            },
-        );
-        dirs.push(format!("{CA_ROOT}/configmap"));
+        dirs.push(mount_ca_dir(mounts, cm, "configmap"));
     }
     if dirs.len() > 1 {
         env.push(env::literal("SSL_CERT_DIR", &dirs.join(":")));
     }
     checksum
+}
+
+/// Mounts ConfigMap `cm` read-only at `<CA_ROOT>/<dir>`; returns that folder.
+fn mount_ca_dir(mounts: &mut Mounts, cm: &str, dir: &str) -> String {
+    let volume = format!("wandb-ca-{dir}");
+    let path = format!("{CA_ROOT}/{dir}");
+    mounts.add(
+        Volume {
+            name: volume.clone(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: cm.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: volume,
+            mount_path: path.clone(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    );
+    path
 }
 
 /// Name of the ConfigMap holding `spec.global.customCACerts`.
@@ -225,6 +217,39 @@ pub fn base_pod_spec(inst: &Instance) -> PodSpec {
                 type_: "RuntimeDefault".into(),
                 localhost_profile: None,
             }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A Job running `spec` with `labels` on the Job and its pods; retries with backoff up to
+/// `backoff_limit`, within `deadline_seconds` when given.
+pub fn job(
+    name: String,
+    inst: &Instance,
+    labels: BTreeMap<String, String>,
+    spec: PodSpec,
+    backoff_limit: i32,
+    deadline_seconds: Option<i64>,
+) -> Job {
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(inst.namespace.clone()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(backoff_limit),
+            active_deadline_seconds: deadline_seconds,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(spec),
+            },
             ..Default::default()
         }),
         ..Default::default()

@@ -155,3 +155,26 @@ pub async fn wait_ready(api: &Api<WeightsAndBiases>, name: &str) {
     })
     .await;
 }
+
+/// Triggers one reconcile of `name` without changing its spec (an annotation) and returns the
+/// write counts of its reconciles since start, the poked one last.
+pub async fn poke_and_count_writes(
+    running: &Running,
+    ns: &TestNamespace,
+    name: &str,
+) -> Vec<usize> {
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let before = running.ctx.write_history(ns.name(), name).len();
+    wb.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"test/poke": "1"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for("a reconcile after the poke", TIMEOUT, || async {
+        let h = running.ctx.write_history(ns.name(), name);
+        Ok((h.len() > before).then_some(h))
+    })
+    .await
+}
