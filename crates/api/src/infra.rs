@@ -24,13 +24,15 @@ pub struct ManagedCommon {
     /// Overrides `spec.tolerations` for this service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
-    /// Object name; defaults to `<name>[-<instance>]-<service>`.
+    /// Object name of the service (StatefulSet, Service, Secrets, volumes); defaults to
+    /// `<name>[-<instance>]-<service>`. Cannot change once set, or be added later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 40))]
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("a managed service name must be a lowercase DNS label of at most 40 characters"))]
     pub name: Option<String>,
-    /// Namespace of the service. Managed services run in the resource's namespace; a different
-    /// value is reported in status and not applied.
+    /// Namespace of the service. Managed services run in the resource's own namespace, beside
+    /// the apps (owner references and retention need it); any other value stops the rollout
+    /// with a `Stalled` condition naming this field, and nothing is changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("a managed service's namespace is immutable"))]
@@ -40,7 +42,8 @@ pub struct ManagedCommon {
     #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("self.matches('^[0-9]+([.][0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') && !self.matches('^0+([.]0+)?[A-Za-z]*$')").message("storageSize must be a positive quantity such as 20Gi"))]
     pub storage_size: Option<String>,
-    /// Metrics exporters for this service.
+    /// Metrics exporters for this service. Accepted for compatibility with the official
+    /// operator; the built-in services do not run exporters yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetrySpec>,
 }
@@ -88,6 +91,7 @@ pub struct MySqlSpec {
 /// Managed MySQL.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedMysql.name cannot change: the service's volumes and credentials are named after it"))]
 pub struct ManagedMySql {
     #[serde(flatten)]
     pub common: ManagedCommon,
@@ -153,7 +157,10 @@ pub struct RedisSpec {
 /// Managed Redis.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(oldSelf.storageSize) || (has(self.storageSize) && self.storageSize == oldSelf.storageSize)").message("managedRedis.storageSize cannot be changed once set"))]
+#[x_kube(
+    validation = Rule::new("!has(oldSelf.storageSize) || (has(self.storageSize) && self.storageSize == oldSelf.storageSize)").message("managedRedis.storageSize cannot be changed once set"),
+    validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedRedis.name cannot change: the service's volumes and credentials are named after it"),
+)]
 pub struct ManagedRedis {
     #[serde(flatten)]
     pub common: ManagedCommon,
@@ -224,7 +231,10 @@ pub struct ObjectStoreSpec {
 /// Managed object store.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.copies) || self.copies <= (has(self.replicas) ? self.replicas : 1) - 1").message("managedObjectStore.copies must be at most replicas - 1"))]
+#[x_kube(
+    validation = Rule::new("!has(self.copies) || self.copies <= (has(self.replicas) ? self.replicas : 1) - 1").message("managedObjectStore.copies must be at most replicas - 1"),
+    validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedObjectStore.name cannot change: the service's volumes and credentials are named after it"),
+)]
 pub struct ManagedObjectStore {
     #[serde(flatten)]
     pub common: ManagedCommon,
@@ -300,6 +310,7 @@ pub struct ClickHouseSpec {
 /// Managed ClickHouse.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedClickhouse.name cannot change: the service's volumes and credentials are named after it"))]
 pub struct ManagedClickHouse {
     #[serde(flatten)]
     pub common: ManagedCommon,
@@ -373,6 +384,7 @@ pub struct KafkaSpec {
 /// Managed Kafka.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedKafka.name cannot change: the service's volumes and credentials are named after it"))]
 pub struct ManagedKafka {
     #[serde(flatten)]
     pub common: ManagedCommon,

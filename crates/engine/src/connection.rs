@@ -41,6 +41,17 @@ impl ServiceKind {
         }
     }
 
+    /// The CR field that asks for the managed service (`managedMysql`, ...).
+    pub fn managed_field(self) -> &'static str {
+        match self {
+            ServiceKind::Mysql => "managedMysql",
+            ServiceKind::Redis => "managedRedis",
+            ServiceKind::ObjectStore => "managedObjectStore",
+            ServiceKind::Clickhouse => "managedClickhouse",
+            ServiceKind::Kafka => "managedKafka",
+        }
+    }
+
     /// Suffix of the service's object names.
     pub fn object_suffix(self) -> &'static str {
         match self {

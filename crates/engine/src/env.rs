@@ -41,7 +41,11 @@ pub fn resolve(
     warnings: &mut Vec<String>,
 ) -> Vec<EnvVar> {
     let mut out = Vec::with_capacity(vars.len());
+    let mut kms: Option<Part> = None;
     for var in vars {
+        if kms.is_none() {
+            kms = var.sources.iter().find_map(|s| kms_key_of(s, ctx));
+        }
         if let Some(value) = &var.value {
             out.push(literal(&var.name, value));
             continue;
@@ -83,7 +87,32 @@ pub fn resolve(
             }
         }
     }
+    // Manifests name the bucket but not its SSE-KMS key; W&B reads the key from
+    // `AWS_S3_KMS_ID` (as the Helm chart sets it). A manifest that declares the var wins.
+    if let Some(part) = kms
+        && !vars.iter().any(|v| v.name == KMS_ENV)
+    {
+        out.push(match part {
+            Part::Literal(v) => literal(KMS_ENV, &v),
+            Part::Secret(sel) => secret(KMS_ENV, sel),
+        });
+    }
     dedupe_last_wins(out)
+}
+
+/// The env var W&B reads the object store's SSE-KMS key from.
+pub const KMS_ENV: &str = "AWS_S3_KMS_ID";
+
+/// The KMS key of the object store a `bucket` source reads, when that store has one.
+fn kms_key_of(src: &EnvSource, ctx: &EnvContext) -> Option<Part> {
+    if !matches!(src.kind, EnvSourceType::Bucket) {
+        return None;
+    }
+    let instance = src.name.as_deref().filter(|n| !n.is_empty());
+    let conn = ctx
+        .conns
+        .lookup(ServiceKind::ObjectStore, instance.unwrap_or("default"))?;
+    conn.get("kmskey").map(part_of)
 }
 
 /// Later definitions of a name replace earlier ones in place (SSA rejects duplicate env names).

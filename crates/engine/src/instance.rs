@@ -1,7 +1,7 @@
 //! The CR, with defaults applied, as the values build needs: one place that decides defaults so
 //! `render`, the controller and the tests agree.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, Toleration};
 use wandb_api::{NetworkingMode, RetentionPolicy, WeightsAndBiases};
@@ -45,6 +45,10 @@ pub struct Instance {
     pub tolerations: Vec<Toleration>,
     /// Each declared (or defaulted) backing-service instance and its mode.
     pub services: BTreeMap<(ServiceKind, String), Mode>,
+    /// Managed services the CR names (`managedX.name`), replacing `<cr>[-<instance>]-<kind>`.
+    pub service_names: BTreeMap<(ServiceKind, String), String>,
+    /// External object stores with an SSE-KMS key (their connection publishes `kmskey`).
+    pub kms_object_stores: BTreeSet<String>,
 }
 
 impl Instance {
@@ -70,7 +74,10 @@ impl Instance {
         let global = spec.global.clone().unwrap_or_default();
         let sa = spec.wandb.service_account.clone().unwrap_or_default();
         let auth = spec.wandb.internal_service_auth.clone().unwrap_or_default();
-        Ok(Instance {
+        let services = declared_services(cr);
+        let service_names = managed_service_names(cr, &services, &namespace)?;
+        let kms_object_stores = kms_object_stores(cr);
+        let inst = Instance {
             version: spec.wandb.version.clone(),
             size_key: spec.size.unwrap_or_default().manifest_key(),
             require_limits: spec.require_limits.unwrap_or(false),
@@ -99,16 +106,43 @@ impl Instance {
                 .unwrap_or_default(),
             affinity: spec.affinity.clone(),
             tolerations: spec.tolerations.clone().unwrap_or_default(),
-            services: declared_services(cr),
+            services,
+            service_names,
+            kms_object_stores,
             url,
             host,
             name,
             namespace,
-        })
+        };
+        inst.check_service_names_unique()?;
+        Ok(inst)
     }
 
-    /// Name of a backing service's objects: `<cr>[-<instance>]-<kind>`.
+    /// Two services with one name would overwrite each other's StatefulSet, Service and
+    /// credentials: refused before anything is built.
+    fn check_service_names_unique(&self) -> Result<(), EngineError> {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (kind, instance) in self.services.keys() {
+            let name = self.service_name(*kind, instance);
+            let path = format!("spec.{}.{instance}", kind.key());
+            if let Some(other) = seen.insert(name.clone(), path.clone()) {
+                return Err(EngineError::invalid(
+                    format!("{path}.name"),
+                    format!(
+                        "{name:?} is already the name of {other}; give each service its own name"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Name of a backing service's objects: the managed service's `name`, else
+    /// `<cr>[-<instance>]-<kind>`.
     pub fn service_name(&self, kind: ServiceKind, instance: &str) -> String {
+        if let Some(name) = self.service_names.get(&(kind, instance.to_string())) {
+            return name.clone();
+        }
         if instance == "default" {
             names::scoped(&self.name, kind.object_suffix())
         } else {
@@ -169,6 +203,10 @@ impl Instance {
                 for field in external_optional_fields(kind) {
                     conn.values
                         .insert((*field).into(), ConnValue::secret(&secret, field));
+                }
+                if kind == ServiceKind::ObjectStore && self.kms_object_stores.contains(inst) {
+                    conn.values
+                        .insert("kmskey".into(), ConnValue::secret(&secret, "kmskey"));
                 }
             }
             out.map.insert((kind, inst.clone()), conn);
@@ -253,6 +291,61 @@ fn declared_services(cr: &WeightsAndBiases) -> BTreeMap<(ServiceKind, String), M
             .map(|k| vec![("default".to_string(), k.external_kafka.is_none())]),
     );
     out
+}
+
+/// `managedX.name` of each managed service that sets one. A `managedX.namespace` other than the
+/// resource's is refused: services run beside the apps, so owner references (garbage
+/// collection, retention) and the namespaced RBAC keep working.
+fn managed_service_names(
+    cr: &WeightsAndBiases,
+    services: &BTreeMap<(ServiceKind, String), Mode>,
+    namespace: &str,
+) -> Result<BTreeMap<(ServiceKind, String), String>, EngineError> {
+    let mut out = BTreeMap::new();
+    for ((kind, instance), mode) in services {
+        if *mode != Mode::Managed {
+            continue;
+        }
+        let (Some(common), _) = crate::backends::managed::managed_settings(cr, *kind, instance)
+        else {
+            continue;
+        };
+        let path = match kind {
+            ServiceKind::Kafka => format!("spec.kafka.{}", kind.managed_field()),
+            _ => format!("spec.{}.{instance}.{}", kind.key(), kind.managed_field()),
+        };
+        if let Some(ns) = common
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty() && *n != namespace)
+        {
+            return Err(EngineError::invalid(
+                format!("{path}.namespace"),
+                format!(
+                    "{ns:?} is not supported: managed services run in the resource's namespace {namespace:?}; remove the field or set it to {namespace:?}"
+                ),
+            ));
+        }
+        if let Some(name) = common.name.as_deref().filter(|n| !n.is_empty()) {
+            out.insert((*kind, instance.clone()), names::dns_label(name));
+        }
+    }
+    Ok(out)
+}
+
+/// External object stores that set `kmsKey`.
+fn kms_object_stores(cr: &WeightsAndBiases) -> BTreeSet<String> {
+    cr.spec
+        .object_store
+        .iter()
+        .flatten()
+        .filter(|(_, v)| {
+            v.external_object_store
+                .as_ref()
+                .is_some_and(|e| e.kms_key.is_some())
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// Host part of `scheme://host[:port][/]`.

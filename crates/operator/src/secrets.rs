@@ -67,22 +67,17 @@ fn meta(cr: &WeightsAndBiases, spec: &SecretSpec, owner: Option<&OwnerReference>
 }
 
 /// Fills or checks every declared Secret. `owner` is the controller reference to the CR;
-/// `retained_owner` the one for retained data (`None` unless the retention policy is `purge`).
+/// Retained data (generated credentials) is owned only when its retention policy is `purge`.
 pub async fn ensure(
     applier: &Applier,
     cr: &WeightsAndBiases,
     specs: &[SecretSpec],
     owner: &OwnerReference,
-    retained_owner: Option<&OwnerReference>,
 ) -> Result<SecretFacts, kube::Error> {
     let api: Api<Secret> = Api::namespaced(applier.client().clone(), applier.namespace());
     let mut facts = SecretFacts::default();
     for spec in specs {
-        let owner_for = if spec.retain {
-            retained_owner
-        } else {
-            Some(owner)
-        };
+        let owner_for = crate::controller::owner_for(cr, "Secret", &spec.name, spec.retain, owner);
         match &spec.source {
             SecretSource::Generated { length } => {
                 let key = spec.keys.first().cloned().unwrap_or_else(|| "value".into());

@@ -216,7 +216,13 @@ async fn detach_keeps_managed_data_and_purge_deletes_it() {
         ))
         .await;
     }
-    for name in ["keep", "drop"] {
+    // `mixed` detaches by default but purges its MySQL, which it names `mixed-db`.
+    ns.apply_yaml(
+        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: mixed}\nspec:\n  retentionPolicy: {onDelete: detach}\n  wandb: {hostname: http://mixed.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql: {default: {managedMysql: {name: mixed-db, retentionPolicy: {onDelete: purge}}}}\n",
+    )
+    .await;
+    const ALL: [&str; 3] = ["keep", "drop", "mixed"];
+    for name in ALL {
         wait_for("Ready", TIMEOUT, || async {
             Ok(condition(&wb, name, "Ready")
                 .await
@@ -225,16 +231,25 @@ async fn detach_keeps_managed_data_and_purge_deletes_it() {
         .await;
     }
     let before = claims(&ns).await;
-    for name in ["keep", "drop"] {
+    for volume in [
+        "keep-mysql-0",
+        "drop-mysql-0",
+        "mixed-db-0",
+        "mixed-redis-0",
+    ] {
         assert!(
-            before
-                .iter()
-                .any(|c| c.ends_with(&format!("{name}-mysql-0"))),
-            "{before:?}"
+            before.iter().any(|c| c.ends_with(volume)),
+            "{volume}: {before:?}"
         );
+    }
+    assert!(
+        !before.iter().any(|c| c.contains("mixed-mysql")),
+        "the named MySQL has no default-named volume: {before:?}"
+    );
+    for name in ALL {
         wb.delete(name, &Default::default()).await.unwrap();
     }
-    for name in ["keep", "drop"] {
+    for name in ALL {
         wait_for("the instance to be gone", TIMEOUT, || async {
             Ok(wb.get_opt(name).await?.is_none().then_some(()))
         })
@@ -248,28 +263,41 @@ async fn detach_keeps_managed_data_and_purge_deletes_it() {
             "keep's {kind} data is kept: {after:?}"
         );
     }
-    let creds = secrets
-        .get("keep-mysql-credentials")
-        .await
-        .expect("detached credentials are kept");
-    assert!(
-        creds
-            .metadata
-            .owner_references
-            .unwrap_or_default()
-            .is_empty()
-    );
-    // purge: gone (PVCs may linger as Terminating while a pod still uses them).
-    wait_for("purged credentials to be gone", TIMEOUT, || async {
-        Ok(secrets
-            .get_opt("drop-mysql-credentials")
-            .await?
-            .is_none()
-            .then_some(()))
-    })
-    .await;
+    for kept in ["keep-mysql-credentials", "mixed-redis-credentials"] {
+        let creds = secrets
+            .get(kept)
+            .await
+            .unwrap_or_else(|e| panic!("detached {kept} is kept: {e}"));
+        assert!(
+            creds
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .is_empty(),
+            "{kept} has no owner left"
+        );
+    }
+    for kind in ["redis", "objectstore"] {
+        assert!(
+            after
+                .iter()
+                .any(|c| c.ends_with(&format!("mixed-{kind}-0"))),
+            "mixed's {kind} data follows spec.retentionPolicy (detach): {after:?}"
+        );
+    }
+    // purge: gone (PVCs may linger as Terminating while a pod still uses them), whether asked
+    // for by the instance or by one service.
+    for purged in ["drop-mysql-credentials", "mixed-db-credentials"] {
+        wait_for("purged credentials to be gone", TIMEOUT, || async {
+            Ok(secrets.get_opt(purged).await?.is_none().then_some(()))
+        })
+        .await;
+    }
     let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = ns.api();
-    for c in after.iter().filter(|c| c.contains("drop-")) {
+    for c in after
+        .iter()
+        .filter(|c| c.contains("drop-") || c.ends_with("mixed-db-0"))
+    {
         let p = pvcs.get_opt(c).await.unwrap();
         assert!(
             p.is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
@@ -406,5 +434,59 @@ async fn external_endpoints_are_preflighted_and_rechecked_when_they_change() {
         "{msg}"
     );
     drop(listener);
+    running.finish(ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn a_managed_service_in_another_namespace_stalls_and_creates_nothing() {
+    let ns = wandb_testkit::namespace("backends-foreign-ns").await;
+    let running = start(&ns).await;
+    ns.apply_yaml(
+        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  redis: {default: {managedRedis: {namespace: somewhere-else}}}\n",
+    )
+    .await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let (_, msg) = wait_for("the instance to stall", TIMEOUT, || async {
+        Ok(condition(&wb, "w", "Stalled")
+            .await
+            .filter(|(s, _)| s == "True"))
+    })
+    .await;
+    assert!(
+        msg.contains("spec.redis.default.managedRedis.namespace") && msg.contains("somewhere-else"),
+        "{msg}"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    wait_for("an event naming the field", TIMEOUT, || async {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("managedRedis.namespace"))
+            }))
+    })
+    .await;
+    let sts: Api<StatefulSet> = ns.api();
+    let deployments: Api<Deployment> = ns.api();
+    assert!(
+        sts.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        deployments
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     running.finish(ns).await;
 }

@@ -17,6 +17,7 @@
 pub mod certs;
 pub mod external;
 pub mod managed;
+pub mod retention;
 pub mod url;
 
 use std::collections::BTreeMap;

@@ -1,14 +1,17 @@
-//! Deletion: the retention policy for retained data (generated credentials, PVCs). `detach`
-//! removes this resource's owner references so garbage collection keeps them; `purge` deletes
-//! them. Everything else goes with the garbage collector through its owner reference.
+//! Deletion: the retention policy for retained data (generated credentials, PVCs), per object:
+//! its managed service's `retentionPolicy`, else `spec.retentionPolicy`. `detach` removes this
+//! resource's owner references so garbage collection keeps them; `purge` deletes them.
+//! Everything else goes with the garbage collector through its owner reference.
 
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 use wandb_api::{RetentionPolicy, WeightsAndBiases};
+use wandb_engine::backends::retention;
 use wandb_engine::names;
 
 use super::{Context, Error};
@@ -21,12 +24,6 @@ pub async fn run(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action,
     let ns = cr.namespace().unwrap_or_default();
     let name = cr.name_any();
     let uid = cr.uid().unwrap_or_default();
-    let policy = cr
-        .spec
-        .retention_policy
-        .as_ref()
-        .map(|r| r.on_delete)
-        .unwrap_or_default();
     let applier = Applier::new(ctx.client.clone(), &ns);
     let selector = format!(
         "{}={},{}={}",
@@ -49,7 +46,7 @@ pub async fn run(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action,
                 continue;
             }
             let obj = item.name_any();
-            match policy {
+            match retention::policy_for(&cr, kind, &obj) {
                 RetentionPolicy::Purge => {
                     applier.delete(api_version, kind, &obj).await?;
                     tracing::info!(%ns, %name, %kind, %obj, "purged retained object");
@@ -73,4 +70,17 @@ pub async fn run(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action,
         }
     }
     Ok(Action::await_change())
+}
+
+/// The owner reference an object is written with: always for ordinary objects; for retained
+/// data only when its policy is `purge`, so that data under `detach` survives even a deletion
+/// that bypasses the finalizer.
+pub fn owner_for<'a>(
+    cr: &WeightsAndBiases,
+    kind: &str,
+    name: &str,
+    retained: bool,
+    owner: &'a OwnerReference,
+) -> Option<&'a OwnerReference> {
+    (!retained || retention::policy_for(cr, kind, name) == RetentionPolicy::Purge).then_some(owner)
 }

@@ -25,6 +25,8 @@ use serde::de::DeserializeOwned;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::names;
 
+pub use cleanup::owner_for;
+
 pub use context::Context;
 pub use reconcile::FINALIZER;
 

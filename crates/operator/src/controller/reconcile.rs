@@ -12,7 +12,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use wandb_api::{Reason, RetentionPolicy, WeightsAndBiases, WeightsAndBiasesStatus};
+use wandb_api::{Reason, WeightsAndBiases, WeightsAndBiasesStatus};
 use wandb_engine::Phase;
 use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
 
@@ -158,13 +158,7 @@ async fn apply_inner(
     let owner = cr
         .controller_owner_ref(&())
         .ok_or_else(|| Error::Internal("WeightsAndBiases without a uid".into()))?;
-    let purge = cr
-        .spec
-        .retention_policy
-        .as_ref()
-        .is_some_and(|r| r.on_delete == RetentionPolicy::Purge);
-    let retained_owner = purge.then_some(&owner);
-    let sf = secrets::ensure(applier, cr, &built.secrets, &owner, retained_owner).await?;
+    let sf = secrets::ensure(applier, cr, &built.secrets, &owner).await?;
     // Connection Secrets are composed from generated credentials or the user's Secrets; a
     // missing input is named and that service's Secret is not written.
     let published = connections::publish(applier, cr, &built.infra, &owner, ctx).await?;
@@ -227,11 +221,7 @@ async fn apply_inner(
         if o.kind == "Job" && job_exists(applier, o, &jobs).await? {
             continue; // Jobs are immutable; an existing one is observed, never re-applied
         }
-        let owner_for = if o.retain {
-            retained_owner
-        } else {
-            Some(&owner)
-        };
+        let owner_for = super::owner_for(cr, &o.kind, &o.name, o.retain, &owner);
         applier.apply(&o.object, owner_for).await?;
     }
 

@@ -1,0 +1,182 @@
+//! Per-service options of the CR that change what is built: a managed service's `name` and
+//! `namespace`, and an external object store's SSE-KMS key.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use wandb_api::WeightsAndBiases;
+use wandb_engine::{Built, EngineError};
+use wandb_manifest::{ManifestLocation, ServerManifest};
+
+fn manifest() -> ServerManifest {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/server-manifest");
+    assert!(dir.is_dir(), "fixtures missing at {}", dir.display());
+    ManifestLocation::parse(&format!("file://{}", dir.display()))
+        .unwrap()
+        .load("0.84.0")
+        .unwrap()
+}
+
+fn cr(services: &str) -> WeightsAndBiases {
+    let yaml = format!(
+        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {{name: w, namespace: team}}\nspec:\n  wandb:\n    hostname: https://wandb.example.com\n    version: \"0.84.0\"\n{services}"
+    );
+    let cr: WeightsAndBiases = serde_saphyr::from_str(&yaml).unwrap();
+    cr.validate_cel().unwrap();
+    cr
+}
+
+fn plan(cr: &WeightsAndBiases) -> Result<Built, Vec<EngineError>> {
+    wandb_engine::plan(cr, &manifest(), None)
+}
+
+fn names_of(built: &Built, kind: &str) -> Vec<String> {
+    built
+        .objects
+        .iter()
+        .filter(|o| o.kind == kind)
+        .map(|o| o.name.clone())
+        .collect()
+}
+
+/// `(object/container, env var)` for every app and Job container.
+fn env_vars(built: &Built) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for o in built
+        .objects
+        .iter()
+        .filter(|o| o.kind == "Deployment" || o.kind == "Job")
+    {
+        let pod = &o.object["spec"]["template"]["spec"];
+        for c in pod["containers"].as_array().into_iter().flatten() {
+            for e in c["env"].as_array().into_iter().flatten() {
+                out.push((format!("{}/{}", o.name, c["name"]), e.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_managed_service_name_names_all_its_objects_and_the_apps_follow() {
+    let built = plan(&cr("  mysql: {default: {managedMysql: {name: main-db}}}\n")).unwrap();
+    assert!(names_of(&built, "StatefulSet").contains(&"main-db".to_string()));
+    assert!(names_of(&built, "Service").contains(&"main-db".to_string()));
+    assert!(!names_of(&built, "StatefulSet").contains(&"w-mysql".to_string()));
+    let mysql = built
+        .infra
+        .iter()
+        .find(|p| p.kind.key() == "mysql")
+        .unwrap();
+    assert_eq!(mysql.service_name, "main-db");
+    assert_eq!(mysql.connection_secret, "main-db-connection");
+    assert_eq!(
+        mysql.credentials_secret.as_deref(),
+        Some("main-db-credentials")
+    );
+    let secrets: Vec<_> = built.secrets.iter().map(|s| s.name.clone()).collect();
+    assert!(
+        secrets.contains(&"main-db-credentials".to_string()),
+        "{secrets:?}"
+    );
+    // Every app reading MySQL reads the renamed connection; none reads the default name.
+    let env = env_vars(&built);
+    let refs: Vec<_> = env
+        .iter()
+        .filter_map(|(_, e)| e["valueFrom"]["secretKeyRef"]["name"].as_str())
+        .filter(|n| n.contains("mysql") || n.contains("main-db"))
+        .collect();
+    assert!(refs.contains(&"main-db-connection"), "{refs:?}");
+    assert!(!refs.iter().any(|n| n.starts_with("w-mysql")), "{refs:?}");
+    // Other services keep their default names.
+    assert_eq!(
+        built
+            .infra
+            .iter()
+            .find(|p| p.kind.key() == "redis")
+            .unwrap()
+            .service_name,
+        "w-redis"
+    );
+}
+
+#[test]
+fn a_managed_service_in_another_namespace_is_refused_by_field() {
+    let errs = plan(&cr(
+        "  redis: {default: {managedRedis: {namespace: elsewhere}}}\n",
+    ))
+    .unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].field, "spec.redis.default.managedRedis.namespace");
+    assert!(errs[0].message.contains("\"elsewhere\""), "{}", errs[0]);
+    assert!(errs[0].message.contains("\"team\""), "{}", errs[0]);
+    // The resource's own namespace is what it means anyway.
+    plan(&cr(
+        "  redis: {default: {managedRedis: {namespace: team}}}\n",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn two_services_with_one_name_are_refused() {
+    let errs = plan(&cr(concat!(
+        "  mysql: {default: {managedMysql: {name: data}}}\n",
+        "  redis: {default: {managedRedis: {name: data}}}\n",
+    )))
+    .unwrap_err();
+    assert!(
+        errs[0]
+            .to_string()
+            .contains("\"data\" is already the name of"),
+        "{errs:?}"
+    );
+    // A name equal to another service's default name collides too.
+    let errs = plan(&cr("  mysql: {default: {managedMysql: {name: w-redis}}}\n")).unwrap_err();
+    assert!(errs[0].to_string().contains("w-redis"), "{errs:?}");
+}
+
+const EXTERNAL_S3: &str = "  objectStore: {default: {externalObjectStore: {bucket: {name: s3, key: bucket}, region: {name: s3, key: region}";
+
+#[test]
+fn an_s3_kms_key_reaches_every_container_that_reads_the_bucket() {
+    let built = plan(&cr(&format!(
+        "{EXTERNAL_S3}, kmsKey: {{name: s3, key: kms}}}}}}}}\n"
+    )))
+    .unwrap();
+    let env = env_vars(&built);
+    let readers: std::collections::BTreeSet<_> = env
+        .iter()
+        .filter(|(_, e)| e["name"] == "BUCKET" || e["name"] == "GORILLA_FILE_STORE")
+        .map(|(c, _)| c.clone())
+        .collect();
+    assert!(!readers.is_empty());
+    for c in &readers {
+        let kms = env
+            .iter()
+            .find(|(o, e)| o == c && e["name"] == "AWS_S3_KMS_ID")
+            .unwrap_or_else(|| panic!("{c} reads the bucket but has no AWS_S3_KMS_ID"));
+        assert_eq!(
+            kms.1["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "w-objectstore-connection", "key": "kmskey"}),
+            "{c}"
+        );
+    }
+    // Containers that do not read the bucket get no KMS key.
+    for (c, e) in &env {
+        if e["name"] == "AWS_S3_KMS_ID" {
+            assert!(
+                readers.contains(c),
+                "{c} got AWS_S3_KMS_ID without a bucket"
+            );
+        }
+    }
+
+    let without = plan(&cr(&format!("{EXTERNAL_S3}}}}}}}\n"))).unwrap();
+    assert!(
+        !env_vars(&without)
+            .iter()
+            .any(|(_, e)| e["name"] == "AWS_S3_KMS_ID"),
+        "no KMS key configured, no AWS_S3_KMS_ID"
+    );
+}
