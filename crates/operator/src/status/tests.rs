@@ -1,0 +1,240 @@
+use super::*;
+
+fn now(secs: i64) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+}
+
+fn deployment(name: &str, ready: bool) -> DeploymentFact {
+    DeploymentFact {
+        component: name.into(),
+        name: format!("w-{name}"),
+        exists: true,
+        replicas: 1,
+        ready_replicas: i32::from(ready),
+        available: ready,
+        up_to_date: true,
+    }
+}
+
+fn facts() -> Facts {
+    Facts {
+        generation: Some(3),
+        version: "0.84.0".into(),
+        hostname: "https://wandb.example.com".into(),
+        manifest: None,
+        invalid_spec: None,
+        missing_secrets: vec![],
+        infra: vec![InfraFact {
+            preflight: None,
+            kind: "mysql".into(),
+            instance: "default".into(),
+            mode: "managed".into(),
+            connection_secret: "w-mysql-connection".into(),
+            readiness: Readiness::Ready,
+        }],
+        migrations: MigrationGate::AllComplete,
+        migration_count: 3,
+        deployments: vec![deployment("api", true), deployment("frontend", true)],
+        generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
+    }
+}
+
+fn cond(s: &WeightsAndBiasesStatus, t: ConditionType) -> &Condition {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == t.as_str())
+        .unwrap_or_else(|| panic!("no {t:?} in {:#?}", s.conditions))
+}
+
+#[test]
+fn all_good_is_ready() {
+    let s = compute(&Default::default(), &facts(), &now(10));
+    assert!(s.ready);
+    assert_eq!(cond(&s, ConditionType::Ready).status, "True");
+    assert_eq!(cond(&s, ConditionType::Reconciling).status, "False");
+    assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+    assert_eq!(s.version.as_deref(), Some("0.84.0"));
+    assert_eq!(s.observed_generation, Some(3));
+    assert!(
+        s.conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(3))
+    );
+    let m = s.wandb.unwrap().migration.unwrap();
+    assert_eq!(m.last_success_version.as_deref(), Some("0.84.0"));
+    assert_eq!(s.components["api"].replicas.as_deref(), Some("1/1"));
+    assert_eq!(s.generated_secrets["session-key"].name, "w-session-key");
+    assert_eq!(s.generated_secrets["session-key"].key, "value");
+}
+
+#[test]
+fn unchanged_facts_give_an_equal_status_later() {
+    let first = compute(&Default::default(), &facts(), &now(10));
+    let second = compute(&first, &facts(), &now(99));
+    assert_eq!(first, second);
+    assert!(transitions(&first, &second).is_empty());
+}
+
+#[test]
+fn missing_connection_secrets_are_named() {
+    let mut f = facts();
+    f.missing_secrets = vec!["w-mysql-connection".into(), "w-redis-connection".into()];
+    f.migrations = MigrationGate::Pending;
+    let s = compute(&Default::default(), &f, &now(1));
+    let infra = cond(&s, ConditionType::InfraReady);
+    assert_eq!(infra.status, "False");
+    assert!(
+        infra
+            .message
+            .contains("w-mysql-connection, w-redis-connection")
+    );
+    assert_eq!(
+        cond(&s, ConditionType::Ready).reason,
+        Reason::DEPENDENCIES_NOT_READY
+    );
+    assert_eq!(cond(&s, ConditionType::Reconciling).status, "True");
+    assert!(!s.ready);
+    let t = transitions(&Default::default(), &s);
+    assert!(
+        t.iter()
+            .any(|t| t.warning && t.note.contains("w-redis-connection"))
+    );
+}
+
+#[test]
+fn failed_migration_stalls_and_keeps_the_running_version() {
+    let ready = compute(&Default::default(), &facts(), &now(1));
+    let mut f = facts();
+    f.version = "0.85.0".into();
+    f.migrations = MigrationGate::Failed {
+        job: "w-migrate-gorilla-0-85-0".into(),
+        reason: "BackoffLimitExceeded".into(),
+        message: "Job has reached the specified backoff limit".into(),
+    };
+    let s = compute(&ready, &f, &now(2));
+    let st = cond(&s, ConditionType::Stalled);
+    assert_eq!(
+        (st.status.as_str(), st.reason.as_str()),
+        ("True", Reason::MIGRATION_FAILED)
+    );
+    assert!(st.message.contains("w-migrate-gorilla-0-85-0"));
+    assert!(st.message.contains("BackoffLimitExceeded"));
+    assert_eq!(
+        s.version.as_deref(),
+        Some("0.84.0"),
+        "old version still runs"
+    );
+    let m = s.wandb.as_ref().unwrap().migration.as_ref().unwrap();
+    assert_eq!(m.last_success_version.as_deref(), Some("0.84.0"));
+    assert_eq!(m.phase.as_deref(), Some("Failed"));
+    let t = transitions(&ready, &s);
+    assert!(
+        t.iter()
+            .any(|t| t.warning && t.reason == Reason::MIGRATION_FAILED)
+    );
+}
+
+#[test]
+fn transition_time_moves_only_on_change() {
+    let a = compute(&Default::default(), &facts(), &now(10));
+    let mut f = facts();
+    f.deployments[0] = deployment("api", false);
+    let b = compute(&a, &f, &now(20));
+    assert_eq!(cond(&b, ConditionType::Ready).status, "False");
+    assert_eq!(cond(&b, ConditionType::Ready).last_transition_time, now(20));
+    assert_eq!(
+        cond(&b, ConditionType::ManifestLoaded).last_transition_time,
+        now(10)
+    );
+    assert!(
+        cond(&b, ConditionType::ApplicationsReady)
+            .message
+            .contains("w-api (0/1)")
+    );
+    assert_eq!(s_version(&b), Some("0.84.0"), "last version that ran");
+}
+
+fn s_version(s: &WeightsAndBiasesStatus) -> Option<&str> {
+    s.version.as_deref()
+}
+
+#[test]
+fn manifest_problem_stalls_and_changes_nothing_else() {
+    let mut f = facts();
+    f.manifest = Some(ManifestProblem {
+        reason: Reason::MANIFEST_UNAVAILABLE,
+        message: "file:///nope: no such directory".into(),
+    });
+    let s = compute(&Default::default(), &f, &now(1));
+    assert_eq!(cond(&s, ConditionType::ManifestLoaded).status, "False");
+    assert_eq!(
+        cond(&s, ConditionType::Stalled).reason,
+        Reason::MANIFEST_UNAVAILABLE
+    );
+    assert!(s.components.is_empty() && s.wandb.is_none());
+    assert!(!s.ready);
+}
+
+#[test]
+fn infra_progress_and_failure_are_reported_per_service() {
+    let mut f = facts();
+    f.migrations = MigrationGate::Pending;
+    f.infra[0].readiness = Readiness::Progressing("StatefulSet w-mysql: 0/1 replicas ready".into());
+    f.missing_secrets = vec!["w-mysql-connection".into()];
+    let s = compute(&Default::default(), &f, &now(1));
+    let infra = cond(&s, ConditionType::InfraReady);
+    assert_eq!(infra.status, "False");
+    assert!(
+        infra
+            .message
+            .starts_with("mysql default: StatefulSet w-mysql: 0/1"),
+        "{}",
+        infra.message
+    );
+    assert!(
+        infra
+            .message
+            .ends_with("waiting for connection Secret(s) w-mysql-connection")
+    );
+    let st = &s.infra["mysql"]["default"];
+    assert_eq!((st.ready, st.state.as_str()), (false, "Pending"));
+    assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+
+    f.infra[0].readiness = Readiness::Failed("Job w-bucket failed: BackoffLimitExceeded".into());
+    let s = compute(&s, &f, &now(2));
+    let st = cond(&s, ConditionType::Stalled);
+    assert_eq!(st.status, "True");
+    assert!(st.message.contains("w-bucket"));
+    assert_eq!(s.infra["mysql"]["default"].state, "Error");
+
+    let mut starting = facts();
+    starting.infra[0].readiness = Readiness::Progressing("StatefulSet w-mysql: 0/1".into());
+    let s2 = compute(&s, &starting, &now(3));
+    let infra = cond(&s2, ConditionType::InfraReady);
+    assert_eq!(
+        infra.status, "False",
+        "a published Secret is not enough: the service itself must be ready"
+    );
+    assert!(
+        infra.message.contains("StatefulSet w-mysql: 0/1"),
+        "{}",
+        infra.message
+    );
+    assert_eq!(s2.infra["mysql"]["default"].state, "Pending");
+
+    let ok = compute(&s, &facts(), &now(3));
+    assert!(ok.ready);
+    assert_eq!(ok.infra["mysql"]["default"].state, "Healthy");
+}
+
+#[test]
+fn invalid_spec_stalls() {
+    let mut f = facts();
+    f.invalid_spec = Some("spec.mysql.default: bad".into());
+    let s = compute(&Default::default(), &f, &now(1));
+    assert_eq!(cond(&s, ConditionType::ManifestLoaded).status, "True");
+    assert_eq!(
+        cond(&s, ConditionType::Stalled).reason,
+        Reason::INVALID_SPEC
+    );
+}
