@@ -42,8 +42,11 @@ pub struct ManagedCommon {
     #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("self.matches('^[0-9]+([.][0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') && !self.matches('^0+([.]0+)?[A-Za-z]*$')").message("storageSize must be a positive quantity such as 20Gi"))]
     pub storage_size: Option<String>,
-    /// Metrics exporters for this service. Accepted for compatibility with the official
-    /// operator; the built-in services do not run exporters yet.
+    /// Prometheus metrics for this service (off by default): an exporter sidecar for MySQL
+    /// (`prom/mysqld-exporter`, :9104) and Redis (`oliver006/redis_exporter`, :9121), the
+    /// server's own endpoint for the object store (:9327) and ClickHouse (:9363); announced
+    /// by `prometheus.io/*` pod annotations and a `metrics` Service port. Not available for
+    /// Kafka.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetrySpec>,
 }

@@ -180,3 +180,177 @@ fn an_s3_kms_key_reaches_every_container_that_reads_the_bucket() {
         "no KMS key configured, no AWS_S3_KMS_ID"
     );
 }
+
+fn statefulset<'a>(built: &'a Built, name: &str) -> &'a Value {
+    &built
+        .objects
+        .iter()
+        .find(|o| o.kind == "StatefulSet" && o.name == name)
+        .unwrap_or_else(|| panic!("no StatefulSet {name}"))
+        .object
+}
+
+fn service_ports(built: &Built, name: &str) -> Vec<(String, i64)> {
+    let svc = &built
+        .objects
+        .iter()
+        .find(|o| o.kind == "Service" && o.name == name)
+        .unwrap()
+        .object;
+    svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["port"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+const TELEMETRY: &str = concat!(
+    "  global: {imageRegistry: mirror.example.com}\n",
+    "  mysql: {default: {managedMysql: {telemetry: {enabled: true}}}}\n",
+    "  redis: {default: {managedRedis: {telemetry: {enabled: true}}}}\n",
+    "  objectStore: {default: {managedObjectStore: {telemetry: {enabled: true}}}}\n",
+    "  clickhouse: {default: {managedClickhouse: {telemetry: {enabled: true}}}}\n",
+);
+
+#[test]
+fn telemetry_adds_a_metrics_endpoint_to_each_managed_service() {
+    let built = plan(&cr(TELEMETRY)).unwrap();
+    for (sts, port) in [
+        ("w-mysql", 9104),
+        ("w-redis", 9121),
+        ("w-objectstore", 9327),
+        ("w-clickhouse", 9363),
+    ] {
+        let s = statefulset(&built, sts);
+        let ann = &s["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(ann["prometheus.io/scrape"], "true", "{sts}");
+        assert_eq!(ann["prometheus.io/port"], port.to_string(), "{sts}");
+        assert!(
+            service_ports(&built, sts).contains(&("metrics".to_string(), port)),
+            "{sts}"
+        );
+        // Some container of the pod declares the port.
+        let containers = s["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
+        assert!(
+            containers.iter().any(|c| c["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == "metrics" && p["containerPort"] == port)),
+            "{sts}"
+        );
+    }
+    // Exporter sidecars: pinned, retargeted to the mirror, hardened, password by reference.
+    for (sts, image, env) in [
+        (
+            "w-mysql",
+            "mirror.example.com/docker.io/prom/mysqld-exporter:v0.17.2",
+            "MYSQLD_EXPORTER_PASSWORD",
+        ),
+        (
+            "w-redis",
+            "mirror.example.com/docker.io/oliver006/redis_exporter:v1.68.0",
+            "REDIS_PASSWORD",
+        ),
+    ] {
+        let containers = statefulset(&built, sts)["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(containers.len(), 2, "{sts}");
+        let exporter = &containers[1];
+        assert_eq!(exporter["image"], image);
+        assert_eq!(
+            exporter["securityContext"]["allowPrivilegeEscalation"],
+            false
+        );
+        let pw = exporter["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == env)
+            .unwrap();
+        assert!(pw.get("value").is_none(), "{sts}: {pw}");
+        assert_eq!(
+            pw["valueFrom"]["secretKeyRef"]["name"],
+            format!("{sts}-credentials")
+        );
+    }
+    // SeaweedFS and ClickHouse serve metrics themselves.
+    let seaweed = statefulset(&built, "w-objectstore")["spec"]["template"]["spec"]["containers"][0]
+        ["command"][2]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(seaweed.contains("-metricsPort=9327"), "{seaweed}");
+    let cm = built
+        .objects
+        .iter()
+        .find(|o| o.kind == "ConfigMap" && o.name == "w-clickhouse-metrics-config")
+        .expect("ClickHouse metrics config");
+    assert!(
+        cm.object["data"]["prometheus.xml"]
+            .as_str()
+            .unwrap()
+            .contains("<port>9363</port>")
+    );
+    let ch = &statefulset(&built, "w-clickhouse")["spec"]["template"]["spec"];
+    assert_eq!(
+        ch["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "metrics-config")
+            .unwrap()["configMap"]["name"],
+        "w-clickhouse-metrics-config"
+    );
+    assert!(
+        ch["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(
+                |m| m["mountPath"] == "/etc/clickhouse-server/config.d/prometheus.xml"
+                    && m["subPath"] == "prometheus.xml"
+            )
+    );
+}
+
+#[test]
+fn without_telemetry_no_service_exposes_metrics() {
+    let built = plan(&cr(&TELEMETRY.replace("enabled: true", "enabled: false"))).unwrap();
+    for sts in ["w-mysql", "w-redis", "w-objectstore", "w-clickhouse"] {
+        let s = statefulset(&built, sts);
+        assert!(
+            s["spec"]["template"]["metadata"]["annotations"].is_null(),
+            "{sts}"
+        );
+        assert_eq!(
+            s["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1,
+            "{sts}"
+        );
+        assert!(
+            !service_ports(&built, sts)
+                .iter()
+                .any(|(n, _)| n == "metrics")
+        );
+    }
+    assert!(
+        !built
+            .objects
+            .iter()
+            .any(|o| o.name.ends_with("-metrics-config"))
+    );
+}

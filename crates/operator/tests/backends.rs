@@ -490,3 +490,68 @@ async fn a_managed_service_in_another_namespace_stalls_and_creates_nothing() {
     );
     running.finish(ns).await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn telemetry_toggles_a_metrics_exporter_on_a_running_service() {
+    let ns = wandb_testkit::namespace("backends-telemetry").await;
+    let _pv = ns.start_volume_provisioner();
+    let running = start(&ns).await;
+    let cr = |enabled: bool| {
+        format!(
+            "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {{name: w}}\nspec:\n  wandb: {{hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}}\n  redis: {{default: {{managedRedis: {{telemetry: {{enabled: {enabled}}}}}}}}}\n"
+        )
+    };
+    ns.apply_yaml(&cr(true)).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    wait_for("the instance to be Ready", TIMEOUT, || async {
+        Ok(condition(&wb, "w", "Ready")
+            .await
+            .filter(|(s, _)| s == "True"))
+    })
+    .await;
+    let sts: Api<StatefulSet> = ns.api();
+    let services: Api<k8s_openapi::api::core::v1::Service> = ns.api();
+    let containers = |s: StatefulSet| -> Vec<String> {
+        s.spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers
+            .into_iter()
+            .map(|c| c.name)
+            .collect()
+    };
+    assert_eq!(
+        containers(sts.get("w-redis").await.unwrap()),
+        ["redis", "metrics"]
+    );
+    let ports: Vec<_> = services
+        .get("w-redis")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name.unwrap_or_default(), p.port))
+        .collect();
+    assert!(ports.contains(&("metrics".into(), 9121)), "{ports:?}");
+
+    // Turned off: the exporter goes, and the instance stays Ready.
+    ns.apply_yaml(&cr(false)).await;
+    wait_for("the exporter to be removed", TIMEOUT, || async {
+        let s = sts.get("w-redis").await?;
+        Ok((containers(s) == ["redis"]).then_some(()))
+    })
+    .await;
+    wait_for("Ready again", TIMEOUT, || async {
+        Ok(condition(&wb, "w", "Ready")
+            .await
+            .filter(|(s, _)| s == "True"))
+    })
+    .await;
+    running.finish(ns).await;
+}

@@ -33,11 +33,11 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, Service,
-    ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, ExecAction, HTTPGetAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, Service, ServicePort, ServiceSpec,
+    TCPSocketAction, Toleration, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -55,9 +55,11 @@ use crate::instance::{Instance, Mode};
 use crate::names;
 
 mod services;
+mod telemetry;
 mod workload;
 
 pub use services::kafka_cluster_id;
+pub use telemetry::exporter_image;
 
 /// Length of generated credentials (alphanumeric, from the controller's generator).
 pub const CREDENTIAL_LENGTH: u32 = 32;

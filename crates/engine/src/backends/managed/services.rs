@@ -1,5 +1,6 @@
 //! What each managed service runs: its container, probes, ports and setup Jobs.
 
+use super::telemetry;
 use super::workload::*;
 use super::*;
 
@@ -54,6 +55,8 @@ impl ManagedMysql {
             scratch: vec![("tmp", "/tmp"), ("run", "/var/run/mysqld")],
             service_ports: vec![("mysql", MYSQL_PORT)],
             headless_ports: vec![("mysql", MYSQL_PORT)],
+            metrics: telemetry::enabled(ctx, kind, &self.instance)
+                .then(|| telemetry::mysql(&creds)),
         }
         .objects(ctx, &img)
     }
@@ -106,6 +109,8 @@ impl ManagedRedis {
             scratch: vec![],
             service_ports: vec![("redis", REDIS_PORT)],
             headless_ports: vec![("redis", REDIS_PORT)],
+            metrics: telemetry::enabled(ctx, kind, &self.instance)
+                .then(|| telemetry::redis(&creds)),
         }
         .objects(ctx, &img)
     }
@@ -128,15 +133,29 @@ echo "s3.bucket.list" | weed shell -master="$MASTER" | grep -Eq "^[[:space:]]*$B
 echo "bucket $BUCKET_NAME created"
 "#;
 
+/// The start script, with SeaweedFS's own metrics endpoint when asked for.
+fn seaweed_start(metrics: bool) -> String {
+    if metrics {
+        format!(
+            "{} -metricsPort={}\n",
+            SEAWEED_START.trim_end(),
+            telemetry::SEAWEED_METRICS_PORT
+        )
+    } else {
+        SEAWEED_START.to_string()
+    }
+}
+
 impl ManagedObjectStore {
     pub(super) fn objects(&self, ctx: &InfraContext) -> Vec<DesiredObject> {
         let kind = ServiceKind::ObjectStore;
+        let metrics = telemetry::enabled(ctx, kind, &self.instance);
         let inst = ctx.inst;
         let img = resolve_image(ctx, kind, &self.instance);
         let creds = credentials_secret(inst, kind, &self.instance);
         let mut c = Container {
             name: "seaweedfs".into(),
-            command: Some(vec!["/bin/sh".into(), "-ec".into(), SEAWEED_START.into()]),
+            command: Some(vec!["/bin/sh".into(), "-ec".into(), seaweed_start(metrics)]),
             env: Some(vec![
                 secret_env("S3_ACCESS_KEY", &creds, KEY_ACCESS_KEY),
                 secret_env("S3_SECRET_KEY", &creds, KEY_SECRET_KEY),
@@ -161,6 +180,7 @@ impl ManagedObjectStore {
                 ("volume", SEAWEED_VOLUME_PORT),
                 ("volume-grpc", SEAWEED_VOLUME_PORT + 10000),
             ],
+            metrics: metrics.then(telemetry::seaweedfs),
         }
         .objects(ctx, &img);
         let master = format!(
@@ -219,6 +239,7 @@ impl ManagedClickhouse {
                 ("http", CLICKHOUSE_HTTP_PORT),
                 ("native", CLICKHOUSE_TCP_PORT),
             ],
+            metrics: telemetry::enabled(ctx, kind, &self.instance).then(telemetry::clickhouse),
         }
         .objects(ctx, &img)
     }
@@ -316,6 +337,7 @@ impl ManagedKafka {
             scratch: vec![("tmp", "/tmp")],
             service_ports: vec![("kafka", KAFKA_PORT)],
             headless_ports: vec![("kafka", KAFKA_PORT), ("controller", KAFKA_CONTROLLER_PORT)],
+            metrics: None,
         }
         .objects(ctx, &img);
 

@@ -1,6 +1,7 @@
 //! The StatefulSet shape every managed service shares: pod security, probes, scheduling,
 //! Services, the volume claim, and setup Jobs.
 
+use super::telemetry::Metrics;
 use super::*;
 /// What differs between managed services; [`Workload::objects`] builds the rest.
 pub(super) struct Workload {
@@ -16,6 +17,8 @@ pub(super) struct Workload {
     pub(super) service_ports: Vec<(&'static str, i32)>,
     /// Ports on the headless Service (the StatefulSet's governing Service).
     pub(super) headless_ports: Vec<(&'static str, i32)>,
+    /// Metrics, when the CR asks for them.
+    pub(super) metrics: Option<Metrics>,
 }
 
 pub(super) fn port(name: &str, p: i32) -> ServicePort {
@@ -222,10 +225,69 @@ impl Workload {
                 ..Default::default()
             });
         }
+        let mut containers = Vec::new();
+        let mut service_ports = self.service_ports.clone();
+        let mut pod_annotations = None;
+        let mut config_map = None;
+        if let Some(m) = &self.metrics {
+            service_ports.push(("metrics", m.port));
+            pod_annotations = Some(BTreeMap::from([
+                ("prometheus.io/scrape".to_string(), "true".to_string()),
+                ("prometheus.io/port".to_string(), m.port.to_string()),
+                ("prometheus.io/path".to_string(), m.path.to_string()),
+            ]));
+            match &m.sidecar {
+                Some((c, image)) => {
+                    let mut c = c.clone();
+                    c.image = Some(image.reference(inst.image_registry.as_deref()));
+                    c.security_context = Some(container_security());
+                    if !inst.require_limits
+                        && let Some(r) = c.resources.as_mut()
+                    {
+                        r.limits = None;
+                    }
+                    containers.push(c);
+                }
+                None => container
+                    .ports
+                    .get_or_insert_with(Vec::new)
+                    .push(ContainerPort {
+                        name: Some("metrics".into()),
+                        container_port: m.port,
+                        protocol: Some("TCP".into()),
+                        ..Default::default()
+                    }),
+            }
+            if let Some((path, content)) = m.config_file {
+                let file = path.rsplit('/').next().unwrap_or(path);
+                let cm_name = names::dns_label(&format!("{}-metrics-config", n.name));
+                mounts.push(VolumeMount {
+                    name: "metrics-config".into(),
+                    mount_path: path.into(),
+                    sub_path: Some(file.into()),
+                    read_only: Some(true),
+                    ..Default::default()
+                });
+                volumes.push(Volume {
+                    name: "metrics-config".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: cm_name.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                config_map = Some(ConfigMap {
+                    metadata: meta(&cm_name),
+                    data: Some(BTreeMap::from([(file.to_string(), content.to_string())])),
+                    ..Default::default()
+                });
+            }
+        }
         container.volume_mounts = Some(mounts);
+        containers.insert(0, container);
 
         let mut spec = pod_spec(ctx, self.kind, &self.instance, self.uid);
-        spec.containers = vec![container];
+        spec.containers = containers;
         spec.volumes = (!volumes.is_empty()).then_some(volumes);
         spec.termination_grace_period_seconds = Some(60);
 
@@ -255,6 +317,7 @@ impl Workload {
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(n.labels.clone()),
+                        annotations: pod_annotations,
                         ..Default::default()
                     }),
                     spec: Some(spec),
@@ -291,12 +354,7 @@ impl Workload {
             spec: Some(ServiceSpec {
                 type_: Some("ClusterIP".into()),
                 selector: Some(n.selector.clone()),
-                ports: Some(
-                    self.service_ports
-                        .iter()
-                        .map(|(a, p)| port(a, *p))
-                        .collect(),
-                ),
+                ports: Some(service_ports.iter().map(|(a, p)| port(a, *p)).collect()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -317,11 +375,16 @@ impl Workload {
             }),
             ..Default::default()
         };
-        vec![
+        let mut out = Vec::with_capacity(4);
+        if let Some(cm) = &config_map {
+            out.push(DesiredObject::new(Phase::Infra, cm));
+        }
+        out.extend([
             DesiredObject::new(Phase::Infra, &sts),
             DesiredObject::new(Phase::Infra, &service),
             DesiredObject::new(Phase::Infra, &headless_svc),
-        ]
+        ]);
+        out
     }
 }
 
