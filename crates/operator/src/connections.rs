@@ -61,6 +61,7 @@ pub async fn publish(
             }
             Mode::External => {
                 let mut inputs = external::inputs_template(cr, plan.kind, &plan.instance);
+                let mut certs = crate::preflight::Certs::default();
                 let mut missing = Vec::new();
                 for (field, sel) in external::selectors(cr, plan.kind, &plan.instance) {
                     let path = format!("spec.{}.{}", plan.kind.key(), plan.instance);
@@ -73,6 +74,7 @@ pub async fn publish(
                         Some(data) => match data.get(&sel.key) {
                             Some(v) => {
                                 inputs.set(field, v);
+                                certs.capture(field, v);
                             }
                             None if sel.optional == Some(true) => {}
                             None => missing.push(format!(
@@ -90,7 +92,7 @@ pub async fn publish(
                     ));
                     continue;
                 }
-                if let Some(ep) = crate::preflight::endpoint(plan.kind, &inputs) {
+                if let Some(target) = crate::preflight::target(plan.kind, &inputs) {
                     let key = format!(
                         "{}/{}/{}/{}",
                         applier.namespace(),
@@ -98,11 +100,13 @@ pub async fn publish(
                         plan.kind.key(),
                         plan.instance
                     );
-                    let problem = match ctx.preflight_cached(&key, &ep) {
+                    // A new CA or TLS mode is a new check, as a new host is.
+                    let checked = target.cache_key(&certs);
+                    let problem = match ctx.preflight_cached(&key, &checked) {
                         Some(cached) => cached,
                         None => {
-                            let problem = crate::preflight::check(&ep).await.err();
-                            ctx.record_preflight(&key, &ep, problem.clone());
+                            let problem = crate::preflight::check(&target, &certs).await.err();
+                            ctx.record_preflight(&key, &checked, problem.clone());
                             problem
                         }
                     };

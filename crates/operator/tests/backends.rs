@@ -555,3 +555,114 @@ async fn telemetry_toggles_a_metrics_exporter_on_a_running_service() {
     .await;
     running.finish(ns).await;
 }
+
+/// A throwaway CA (PEM) and a TLS server configuration with a certificate of that CA for
+/// 127.0.0.1.
+fn tls_identity(ca_name: &str) -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key.into())
+    .unwrap();
+    (ca.pem(), std::sync::Arc::new(config))
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn external_tls_endpoints_are_preflighted_with_the_ca_from_the_secret() {
+    use tokio::io::AsyncReadExt;
+    let ns = wandb_testkit::namespace("backends-preflight-tls").await;
+    let _pv = ns.start_volume_provisioner();
+    // A TLS "Redis" on loopback whose certificate only the Secret's CA vouches for.
+    let (ca, server) = tls_identity("preflight integration CA");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    let server = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(s).await {
+                    let _ = tls.read(&mut [0u8; 1]).await;
+                }
+            });
+        }
+    });
+    let running = start(&ns).await;
+    let secrets: Api<Secret> = ns.api();
+    let cache: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "cache"},
+        "stringData": {"host": "127.0.0.1", "port": port, "tls": "true", "ca": ca},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &cache)
+        .await
+        .unwrap();
+    ns.apply_yaml(
+        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  redis:\n    default:\n      externalRedis:\n        host: {name: cache, key: host}\n        port: {name: cache, key: port}\n        tls: {name: cache, key: tls}\n        sslCa: {name: cache, key: ca}\n",
+    )
+    .await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let redis_state = || async {
+        let st = wb.get("w").await.ok()?.status?;
+        let s = st.infra.get("redis")?.get("default")?.clone();
+        Some((s.state, s.message.unwrap_or_default()))
+    };
+    wait_for("the TLS Redis to be Healthy", TIMEOUT, || async {
+        Ok(redis_state().await.filter(|(s, _)| s == "Healthy"))
+    })
+    .await;
+
+    // Same endpoint, another CA: checked again, and the handshake failure is reported.
+    let set_ca = |pem: String| {
+        let secrets = secrets.clone();
+        async move {
+            let patch = serde_json::json!({"stringData": {"ca": pem}});
+            secrets
+                .patch(
+                    "cache",
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(patch),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    set_ca(tls_identity("some other CA").0).await;
+    let (_, msg) = wait_for(
+        "the wrongly trusted Redis to be Degraded",
+        TIMEOUT,
+        || async { Ok(redis_state().await.filter(|(s, _)| s == "Degraded")) },
+    )
+    .await;
+    assert!(
+        msg.contains(&format!("127.0.0.1:{port}: TLS handshake failed"))
+            && msg.contains("UnknownIssuer"),
+        "{msg}"
+    );
+    assert!(!msg.contains("BEGIN CERTIFICATE"), "{msg}");
+
+    // The right CA again: Healthy again.
+    set_ca(ca).await;
+    wait_for("the TLS Redis to be Healthy again", TIMEOUT, || async {
+        Ok(redis_state().await.filter(|(s, _)| s == "Healthy"))
+    })
+    .await;
+    server.abort();
+    running.finish(ns).await;
+}

@@ -17,7 +17,8 @@ pub struct Context {
     /// Manifest location used when `spec.wandb.manifestRepository` is unset.
     pub default_manifest: String,
     failures: Mutex<HashMap<String, u32>>,
-    /// Last preflight per external service (`ns/cr/kind/instance`): (endpoint, problem).
+    /// Last preflight per external service (`ns/cr/kind/instance`): (what was checked: endpoint,
+    /// TLS mode and a hash of the certificates; problem).
     preflight: Mutex<HashMap<String, (String, Option<String>)>>,
     writes: Mutex<HashMap<String, Vec<usize>>>,
     total_writes: AtomicU64,
@@ -56,7 +57,8 @@ impl Context {
         *n
     }
 
-    /// The preflight result of `key` for `endpoint`, when that endpoint was checked already.
+    /// The preflight result of `key` for `endpoint`, when that endpoint (with its TLS settings)
+    /// was checked already.
     pub fn preflight_cached(&self, key: &str, endpoint: &str) -> Option<Option<String>> {
         let p = self.preflight.lock().expect("not poisoned");
         p.get(key)
