@@ -25,6 +25,9 @@ pub struct Published {
     pub problems: Vec<String>,
     /// External services whose endpoint failed the preflight: (kind key, instance, problem).
     pub unreachable: Vec<(String, String, String)>,
+    /// Whether any of `unreachable` was checked in this pass (not read from the cache): only
+    /// a fresh failure is announced with an event.
+    pub freshly_failed: bool,
 }
 
 pub async fn publish(
@@ -102,15 +105,16 @@ pub async fn publish(
                     );
                     // A new CA or TLS mode is a new check, as a new host is.
                     let checked = target.cache_key(&certs);
-                    let problem = match ctx.preflight_cached(&key, &checked) {
-                        Some(cached) => cached,
+                    let (problem, fresh) = match ctx.preflight_cached(&key, &checked) {
+                        Some(cached) => (cached, false),
                         None => {
                             let problem = crate::preflight::check(&target, &certs).await.err();
                             ctx.record_preflight(&key, &checked, problem.clone());
-                            problem
+                            (problem, true)
                         }
                     };
                     if let Some(p) = problem {
+                        out.freshly_failed |= fresh;
                         out.unreachable.push((
                             plan.kind.key().to_string(),
                             plan.instance.clone(),

@@ -666,3 +666,53 @@ async fn external_tls_endpoints_are_preflighted_with_the_ca_from_the_secret() {
     server.abort();
     running.finish(ns).await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn an_external_service_that_comes_back_is_healthy_again() {
+    let ns = wandb_testkit::namespace("backends-preflight-retry").await;
+    let _pv = ns.start_volume_provisioner();
+    // A free loopback port with nothing listening yet.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut ctx = wandb_operator::controller::Context::new(ns.client());
+    ctx.preflight_retry = Duration::from_secs(2);
+    let running = common::start_with(&ns, vec![ns.name().to_string()], ctx).await;
+    let secrets: Api<Secret> = ns.api();
+    let port_s = port.to_string();
+    create_db_secret(
+        &secrets,
+        &[
+            ("host", "127.0.0.1"),
+            ("port", &port_s),
+            ("user", "wandb"),
+            ("database", "wandb"),
+            ("password", "secret"),
+        ],
+    )
+    .await;
+    ns.apply_yaml(
+        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        port: {name: db, key: port}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n",
+    )
+    .await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let mysql_state = || async {
+        let st = wb.get("w").await.ok()?.status?;
+        Some(st.infra.get("mysql")?.get("default")?.state.clone())
+    };
+    wait_for("the down MySQL to be Degraded", TIMEOUT, || async {
+        Ok(mysql_state().await.filter(|s| s == "Degraded"))
+    })
+    .await;
+    // The database comes up at the same address; nothing in the resource changes.
+    let _listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    wait_for("the MySQL to be Healthy again", TIMEOUT, || async {
+        Ok(mysql_state().await.filter(|s| s == "Healthy"))
+    })
+    .await;
+    running.finish(ns).await;
+}

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -16,16 +17,24 @@ pub struct Context {
     pub recorder: Recorder,
     /// Manifest location used when `spec.wandb.manifestRepository` is unset.
     pub default_manifest: String,
+    /// How long a failed preflight stands before the endpoint is checked again.
+    pub preflight_retry: Duration,
     failures: Mutex<HashMap<String, u32>>,
     /// Last preflight per external service (`ns/cr/kind/instance`): (what was checked: endpoint,
     /// TLS mode and a hash of the certificates; problem).
-    preflight: Mutex<HashMap<String, (String, Option<String>)>>,
+    preflight: Mutex<HashMap<String, PreflightResult>>,
     writes: Mutex<HashMap<String, Vec<usize>>>,
     total_writes: AtomicU64,
 }
 
 /// How many reconciles' write counts are kept per object.
 const HISTORY: usize = 64;
+
+/// What was checked (endpoint, TLS mode, certificate hash), the problem found, and when.
+type PreflightResult = (String, Option<String>, Instant);
+
+/// Default of [`Context::preflight_retry`].
+pub const PREFLIGHT_RETRY: Duration = Duration::from_secs(60);
 
 impl Context {
     pub fn new(client: Client) -> Self {
@@ -42,6 +51,7 @@ impl Context {
             metrics: std::sync::Arc::default(),
             recorder,
             default_manifest: "builtin://".into(),
+            preflight_retry: PREFLIGHT_RETRY,
             failures: Mutex::default(),
             preflight: Mutex::default(),
             writes: Mutex::default(),
@@ -58,18 +68,24 @@ impl Context {
     }
 
     /// The preflight result of `key` for `endpoint`, when that endpoint (with its TLS settings)
-    /// was checked already.
+    /// was checked already. A success holds until the endpoint changes; a failure only for
+    /// `preflight_retry`, so a service that comes back is seen as healthy again.
     pub fn preflight_cached(&self, key: &str, endpoint: &str) -> Option<Option<String>> {
         let p = self.preflight.lock().expect("not poisoned");
         p.get(key)
-            .filter(|(e, _)| e == endpoint)
-            .map(|(_, r)| r.clone())
+            .filter(|(e, problem, at)| {
+                e == endpoint && (problem.is_none() || at.elapsed() < self.preflight_retry)
+            })
+            .map(|(_, r, _)| r.clone())
     }
 
     /// Records the preflight result of `key`.
     pub fn record_preflight(&self, key: &str, endpoint: &str, problem: Option<String>) {
         let mut p = self.preflight.lock().expect("not poisoned");
-        p.insert(key.to_string(), (endpoint.to_string(), problem));
+        p.insert(
+            key.to_string(),
+            (endpoint.to_string(), problem, Instant::now()),
+        );
     }
 
     /// Forgets the failures of the object with `uid` (after a successful reconcile).

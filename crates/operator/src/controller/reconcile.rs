@@ -172,7 +172,7 @@ async fn apply_inner(
         .await;
     }
     let unreachable = published.unreachable.clone();
-    if !unreachable.is_empty() {
+    if published.freshly_failed {
         let note: Vec<String> = unreachable
             .iter()
             .map(|(k, i, p)| format!("{k} {i}: {p}"))
@@ -257,7 +257,7 @@ async fn apply_inner(
 
     let stalled =
         matches!(gates.migrations, MigrationGate::Failed { .. }) || facts.infra_failure().is_some();
-    Ok(Action::requeue(if next.ready {
+    let next_pass = if next.ready {
         REQUEUE_READY
     } else if stalled {
         REQUEUE_STALLED
@@ -265,6 +265,12 @@ async fn apply_inner(
         REQUEUE_MIGRATING
     } else {
         REQUEUE_PROGRESSING
+    };
+    // An unreachable external service is looked at again when its failed preflight expires.
+    Ok(Action::requeue(if unreachable.is_empty() {
+        next_pass
+    } else {
+        next_pass.min(ctx.preflight_retry)
     }))
 }
 

@@ -52,8 +52,13 @@ pub async fn start_for(ns: &TestNamespace, namespaces: Vec<String>) -> Running {
             .with_test_writer()
             .try_init();
     }
+    start_with(ns, namespaces, Context::new(ns.client())).await
+}
+
+/// The controller with a prepared context (e.g. shorter retry intervals).
+pub async fn start_with(ns: &TestNamespace, namespaces: Vec<String>, ctx: Context) -> Running {
     install_crd(&ns.client()).await;
-    let ctx = Arc::new(Context::new(ns.client()));
+    let ctx = Arc::new(ctx);
     let (tx, rx) = oneshot::channel::<()>();
     let shutdown = controller::shutdown_on(async move {
         let _ = rx.await;
