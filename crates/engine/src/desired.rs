@@ -77,6 +77,10 @@ pub struct SecretSpec {
     pub source: SecretSource,
     /// Generated credentials are data: kept on `detach`, never regenerated.
     pub retain: bool,
+    /// Named exactly as the manifest says (`useExactName`), so every instance in the namespace
+    /// uses the same Secret: deleting one instance must not take it from the others.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// How the controller fills a declared Secret.

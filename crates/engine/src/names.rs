@@ -15,6 +15,8 @@ pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 pub const SECRET_SOURCE_ANNOTATION: &str = "apps.wandb.com/secret-source";
 /// Annotation marking data the retention policy governs (kept on `detach`).
 pub const RETAIN_ANNOTATION: &str = "apps.wandb.com/retain";
+/// Annotation marking a Secret every instance of the namespace uses (`useExactName`).
+pub const SHARED_ANNOTATION: &str = "apps.wandb.com/shared";
 
 /// Kubernetes names are at most 63 characters for anything that ends up in a label.
 const MAX_NAME: usize = 63;

@@ -54,13 +54,19 @@ fn meta(cr: &WeightsAndBiases, spec: &SecretSpec, owner: Option<&OwnerReference>
                 names::PART_OF.to_string(),
             ),
         ])),
-        annotations: Some(BTreeMap::from([
-            (names::SECRET_SOURCE_ANNOTATION.to_string(), source),
-            (
-                names::RETAIN_ANNOTATION.to_string(),
-                spec.retain.to_string(),
-            ),
-        ])),
+        annotations: Some({
+            let mut a = BTreeMap::from([
+                (names::SECRET_SOURCE_ANNOTATION.to_string(), source),
+                (
+                    names::RETAIN_ANNOTATION.to_string(),
+                    spec.retain.to_string(),
+                ),
+            ]);
+            if spec.shared {
+                a.insert(names::SHARED_ANNOTATION.to_string(), "true".to_string());
+            }
+            a
+        }),
         owner_references: owner.map(|o| vec![o.clone()]),
         ..Default::default()
     }
@@ -77,7 +83,12 @@ pub async fn ensure(
     let api: Api<Secret> = Api::namespaced(applier.client().clone(), applier.namespace());
     let mut facts = SecretFacts::default();
     for spec in specs {
-        let owner_for = crate::controller::owner_for(cr, "Secret", &spec.name, spec.retain, owner);
+        // A Secret every instance of the namespace uses is owned by none of them.
+        let owner_for = if spec.shared {
+            None
+        } else {
+            crate::controller::owner_for(cr, "Secret", &spec.name, spec.retain, owner)
+        };
         match &spec.source {
             SecretSource::Generated { length } => {
                 let key = spec.keys.first().cloned().unwrap_or_else(|| "value".into());

@@ -163,6 +163,7 @@ pub fn connection_spec(
         keys: kind.fields().iter().map(|f| (*f).to_string()).collect(),
         source,
         retain,
+        shared: false,
     }
 }
 

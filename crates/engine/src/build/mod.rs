@@ -152,6 +152,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             keys: vec![env::GENERATED_SECRET_KEY.into()],
             source: SecretSource::Generated { length: gs.length },
             retain: true,
+            shared: gs.use_exact_name,
         });
     }
     if ctx.cr.spec.wandb.license.is_some() && ctx.cr.spec.wandb.license_secret.is_none() {
@@ -162,6 +163,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
                 field: "spec.wandb.license".into(),
             },
             retain: false,
+            shared: false,
         });
     }
     let smtp = ctx
@@ -178,6 +180,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             keys: vec![crview::EMAIL_SINK_KEY.into()],
             source: SecretSource::EmailSink,
             retain: false,
+            shared: false,
         });
     }
     // Backing services: connection Secrets and generated credentials.

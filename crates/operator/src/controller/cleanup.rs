@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::ResourceExt;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use wandb_api::{RetentionPolicy, WeightsAndBiases};
 use wandb_engine::backends::retention;
@@ -25,6 +25,17 @@ pub async fn run(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action,
     let name = cr.name_any();
     let uid = cr.uid().unwrap_or_default();
     let applier = Applier::new(ctx.client.clone(), &ns);
+    // Instances that stay: a Secret they share with this one (`useExactName`) is handed to one
+    // of them rather than purged or orphaned.
+    let instances: Api<WeightsAndBiases> = Api::namespaced(ctx.client.clone(), &ns);
+    let heir = instances
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|o| o.uid() != Some(uid.clone()) && o.metadata.deletion_timestamp.is_none())
+        .map(|o| o.name_any())
+        .min();
     let selector = format!(
         "{}={},{}={}",
         names::INSTANCE_LABEL,
@@ -46,6 +57,29 @@ pub async fn run(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action,
                 continue;
             }
             let obj = item.name_any();
+            let shared = item
+                .annotations()
+                .get(names::SHARED_ANNOTATION)
+                .is_some_and(|v| v == "true");
+            if let (true, Some(heir)) = (shared, &heir) {
+                let remaining: Vec<_> = item
+                    .owner_references()
+                    .iter()
+                    .filter(|r| r.uid != uid)
+                    .collect();
+                api.patch(
+                    &obj,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {
+                        "labels": {names::INSTANCE_LABEL: names::label_value(heir)},
+                        "ownerReferences": remaining,
+                    }})),
+                )
+                .await?;
+                applier.count_write();
+                tracing::info!(%ns, %name, %kind, %obj, %heir, "shared secret handed over");
+                continue;
+            }
             match retention::policy_for(&cr, kind, &obj) {
                 RetentionPolicy::Purge => {
                     applier.delete(api_version, kind, &obj).await?;

@@ -345,6 +345,7 @@ fn credentials_spec(inst: &Instance, kind: ServiceKind, instance: &str) -> Optio
             length: CREDENTIAL_LENGTH,
         },
         retain: true,
+        shared: false,
     })
 }
 
