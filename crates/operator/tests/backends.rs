@@ -43,6 +43,37 @@ async fn create_db_secret(secrets: &Api<Secret>, fields: &[(&str, &str)]) {
     secrets.create(&PostParams::default(), &db).await.unwrap();
 }
 
+/// Secret `db` pointing at `host:port` and instance `w` using it as its external MySQL.
+async fn apply_external_mysql(
+    ns: &wandb_testkit::TestNamespace,
+    secrets: &Api<Secret>,
+    host: &str,
+    port: &str,
+) {
+    create_db_secret(
+        secrets,
+        &[
+            ("host", host),
+            ("port", port),
+            ("user", "wandb"),
+            ("database", "wandb"),
+            ("password", "secret"),
+        ],
+    )
+    .await;
+    ns.apply_yaml(
+        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        port: {name: db, key: port}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n",
+    )
+    .await;
+}
+
+/// `status.infra.mysql.default` of instance `w`: (state, message).
+async fn mysql_state(wb: &Api<WeightsAndBiases>) -> Option<(String, String)> {
+    let st = wb.get("w").await.ok()?.status?;
+    let s = st.infra.get("mysql")?.get("default")?.clone();
+    Some((s.state, s.message.unwrap_or_default()))
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn managed_services_are_created_wired_and_the_instance_becomes_ready() {
@@ -389,29 +420,10 @@ async fn external_endpoints_are_preflighted_and_rechecked_when_they_change() {
     let running = start(&ns).await;
     let secrets: Api<Secret> = ns.api();
     let port = port.to_string();
-    create_db_secret(
-        &secrets,
-        &[
-            ("host", "127.0.0.1"),
-            ("port", &port),
-            ("user", "wandb"),
-            ("database", "wandb"),
-            ("password", "secret"),
-        ],
-    )
-    .await;
-    ns.apply_yaml(
-        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        port: {name: db, key: port}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n",
-    )
-    .await;
+    apply_external_mysql(&ns, &secrets, "127.0.0.1", &port).await;
     let wb: Api<WeightsAndBiases> = ns.api();
-    let mysql_state = || async {
-        let st = wb.get("w").await.ok()?.status?;
-        let s = st.infra.get("mysql")?.get("default")?.clone();
-        Some((s.state, s.message.unwrap_or_default()))
-    };
     wait_for("the reachable MySQL to be Healthy", TIMEOUT, || async {
-        Ok(mysql_state().await.filter(|(s, _)| s == "Healthy"))
+        Ok(mysql_state(&wb).await.filter(|(s, _)| s == "Healthy"))
     })
     .await;
 
@@ -426,7 +438,7 @@ async fn external_endpoints_are_preflighted_and_rechecked_when_they_change() {
         .await
         .unwrap();
     let (_, msg) = wait_for("the moved MySQL to be Degraded", TIMEOUT, || async {
-        Ok(mysql_state().await.filter(|(s, _)| s == "Degraded"))
+        Ok(mysql_state(&wb).await.filter(|(s, _)| s == "Degraded"))
     })
     .await;
     assert!(
@@ -682,28 +694,10 @@ async fn an_external_service_that_comes_back_is_healthy_again() {
     let running = common::start_with(&ns, vec![ns.name().to_string()], ctx).await;
     let secrets: Api<Secret> = ns.api();
     let port_s = port.to_string();
-    create_db_secret(
-        &secrets,
-        &[
-            ("host", "127.0.0.1"),
-            ("port", &port_s),
-            ("user", "wandb"),
-            ("database", "wandb"),
-            ("password", "secret"),
-        ],
-    )
-    .await;
-    ns.apply_yaml(
-        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        port: {name: db, key: port}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n",
-    )
-    .await;
+    apply_external_mysql(&ns, &secrets, "127.0.0.1", &port_s).await;
     let wb: Api<WeightsAndBiases> = ns.api();
-    let mysql_state = || async {
-        let st = wb.get("w").await.ok()?.status?;
-        Some(st.infra.get("mysql")?.get("default")?.state.clone())
-    };
     wait_for("the down MySQL to be Degraded", TIMEOUT, || async {
-        Ok(mysql_state().await.filter(|s| s == "Degraded"))
+        Ok(mysql_state(&wb).await.filter(|(s, _)| s == "Degraded"))
     })
     .await;
     // The database comes up at the same address; nothing in the resource changes.
@@ -711,7 +705,7 @@ async fn an_external_service_that_comes_back_is_healthy_again() {
         .await
         .unwrap();
     wait_for("the MySQL to be Healthy again", TIMEOUT, || async {
-        Ok(mysql_state().await.filter(|s| s == "Healthy"))
+        Ok(mysql_state(&wb).await.filter(|(s, _)| s == "Healthy"))
     })
     .await;
     running.finish(ns).await;
