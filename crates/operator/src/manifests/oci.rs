@@ -5,7 +5,8 @@
 //! by digest: an unchanged tag costs that one request and no blob download. When the registry
 //! cannot be reached (connection error, timeout, 5xx) and the same `repository:tag` loaded
 //! before in this process, the cached copy is used with a warning, so a registry blip does not
-//! stall running instances. A 401/404 is not a blip and is reported.
+//! stall running instances. A 401/404 is not a blip and is reported. The fallback is kept per
+//! credential set (see [`OciLoader::load`]).
 //!
 //! Clients (with their bearer tokens) are kept per registry and credential set, never shared
 //! between credential sets: one namespace's pull secret never authorizes another's pull.
@@ -75,7 +76,9 @@ impl OciLoader {
         creds: Option<&Credentials>,
     ) -> Result<Arc<ServerManifest>, ManifestError> {
         let name = format!("oci://{repository}:{version}");
-        let tag_key = format!("{repository}:{version}");
+        // Per credential set: a registry outage never hands one namespace's private manifest to
+        // a resource that could not pull it itself.
+        let tag_key = format!("{repository}:{version}\0{}", who(creds));
         let result =
             tokio::time::timeout(LOAD_TIMEOUT, self.fetch(&name, repository, version, creds))
                 .await
@@ -187,12 +190,7 @@ impl OciLoader {
 
     /// The client for `registry` with these credentials (created on first use).
     fn client(&self, registry: &str, creds: Option<&Credentials>) -> Arc<Client> {
-        // Keyed by a hash so the map holds no password.
-        let who = creds.map_or_else(String::new, |c| {
-            let h = Sha256::digest(format!("{}\0{}", c.username, c.password));
-            h.iter().map(|b| format!("{b:02x}")).collect()
-        });
-        let key = format!("{registry}\0{who}");
+        let key = format!("{registry}\0{}", who(creds));
         let mut clients = self.clients.lock().expect("not poisoned");
         clients
             .entry(key)
@@ -232,6 +230,14 @@ impl OciLoader {
             .clone();
         Some((digest, m))
     }
+}
+
+/// A key for a credential set: a hash, so maps hold no password; empty when anonymous.
+fn who(creds: Option<&Credentials>) -> String {
+    creds.map_or_else(String::new, |c| {
+        let h = Sha256::digest(format!("{}\0{}", c.username, c.password));
+        h.iter().map(|b| format!("{b:02x}")).collect()
+    })
 }
 
 fn registry_error(name: &str, message: String) -> ManifestError {
