@@ -63,11 +63,6 @@ impl OciLoader {
         }
     }
 
-    /// The registries this loader speaks plain HTTP to.
-    pub fn insecure_registries(&self) -> &[String] {
-        &self.insecure
-    }
-
     /// The manifest of `repository:version` (repository without `oci://`).
     pub async fn load(
         &self,
@@ -166,6 +161,13 @@ impl OciLoader {
             layers.ok_or_else(|| invalid("an index of indexes is not supported".into()))?;
         let mut blobs = Vec::with_capacity(layers.len());
         for layer in layers {
+            // Blobs are read into memory: refuse what cannot be a manifest (e.g. an image layer).
+            if u64::try_from(layer.size).unwrap_or(u64::MAX) > artifact::MAX_YAML_BYTES {
+                return Err(invalid(format!(
+                    "layer {} is {} bytes; a server manifest artifact is far smaller",
+                    layer.digest, layer.size
+                )));
+            }
             let mut blob = Vec::new();
             client
                 .pull_blob(&target, layer.digest.as_str(), &mut blob)
