@@ -3,12 +3,13 @@
 # cache outside the repo. Each component has a stamp holding the recipe inputs; a component whose
 # stamp matches is not rebuilt, so a second run does nothing.
 #
-#   scripts/build-k8s-bins.sh [all|k8s|etcd|kwok|helm|kubectl|tfproviders]...
+#   scripts/build-k8s-bins.sh [all|k8s|etcd|kwok|helm|kubectl|registry|tfproviders]...
 #   scripts/build-k8s-bins.sh --print-dir COMPONENT     # the folder holding that component's binaries
 #
 # `all` = etcd, kwok (kwok + kwokctl), helm, k8s (kube-apiserver, kube-controller-manager,
 # kube-scheduler), kubectl (same version as the server: no version skew, no dependence on the
-# machine's kubectl). Progress goes to stderr. Concurrent runs wait for each other
+# machine's kubectl), registry (the CNCF Distribution registry, for the oci:// manifest tests: the
+# testkit starts it on 127.0.0.1). Progress goes to stderr. Concurrent runs wait for each other
 # (a lock in the cache), so parallel `cluster.sh up` calls never build the same thing twice.
 #
 # `tfproviders` (not part of `all`) builds the Terraform providers hashicorp/helm and
@@ -24,6 +25,7 @@ K8S_VERSION="${K8S_VERSION:-1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 HELM_VERSION="${HELM_VERSION:-3.22.0}"
+REGISTRY_VERSION="${REGISTRY_VERSION:-3.1.2}"
 TF_HELM_PROVIDER_VERSION="${TF_HELM_PROVIDER_VERSION:-1.3.2}"
 TF_K8S_PROVIDER_VERSION="${TF_K8S_PROVIDER_VERSION:-1.13.4}"
 CACHE="${WANDB_OP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wandb-operator}"
@@ -163,6 +165,19 @@ build_helm() {
   log "helm v$HELM_VERSION: built"
 }
 
+build_registry() {
+  local out="$BIN_ROOT/registry-v$REGISTRY_VERSION" stamp="registry v$REGISTRY_VERSION cgo=0"
+  stamp_ok "$out" "$stamp" && { log "registry v$REGISTRY_VERSION: cached"; return; }
+  log "registry v$REGISTRY_VERSION: building"
+  mkdir -p "$out.tmp"
+  GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" \
+    "github.com/distribution/distribution/v3/cmd/registry@v$REGISTRY_VERSION"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  "$out/registry" --version >/dev/null
+  echo "$stamp" > "$out/.stamp"
+  log "registry v$REGISTRY_VERSION: built"
+}
+
 # tfprovider_build OUTDIR MODULE VERSION: builds a Terraform provider (main package at its module
 # root) with a throw-away wrapper module that copies the provider's own replace directives (its
 # go.mod pins forks of some dependencies) and stubs vbom.ml/util, which the proxy does not serve
@@ -237,6 +252,7 @@ print_dir() {
     kwok) echo "$BIN_ROOT/kwok-v$KWOK_VERSION" ;;
     helm) echo "$BIN_ROOT/helm-v$HELM_VERSION" ;;
     kubectl) echo "$BIN_ROOT/kubectl-v$K8S_VERSION" ;;
+    registry) echo "$BIN_ROOT/registry-v$REGISTRY_VERSION" ;;
     tfproviders) echo "$BIN_ROOT/tfproviders-helm$TF_HELM_PROVIDER_VERSION-k8s$TF_K8S_PROVIDER_VERSION" ;;
     *) log "unknown component: $1"; exit 2 ;;
   esac
@@ -254,8 +270,9 @@ if [ "${avail_kb:-0}" -lt $((8 * 1024 * 1024)) ]; then
 fi
 for what in "$@"; do
   case "$what" in
-    all) build_etcd; build_kwok; build_helm; build_k8s; build_kubectl ;;
+    all) build_etcd; build_kwok; build_helm; build_k8s; build_kubectl; build_registry ;;
     k8s) build_k8s ;; etcd) build_etcd ;; kwok) build_kwok ;; helm) build_helm ;; kubectl) build_kubectl ;;
+    registry) build_registry ;;
     tfproviders) build_tfproviders ;;
     *) log "unknown component: $what"; exit 2 ;;
   esac

@@ -81,7 +81,8 @@ step_cluster() {
   WANDB_TEST_KUBECONFIG="$(tail -n 1 "$TMP/kubeconfig")"
   [ -f "$WANDB_TEST_KUBECONFIG" ] || die "cluster.sh up printed no kubeconfig path"
   export WANDB_TEST_KUBECONFIG KUBECONFIG="$WANDB_TEST_KUBECONFIG"
-  scripts/build-k8s-bins.sh helm >&2
+  # helm for the chart step; registry for the oci:// tests (testkit starts it on 127.0.0.1).
+  scripts/build-k8s-bins.sh helm registry >&2
   PATH="$(scripts/build-k8s-bins.sh --print-dir kubectl):$(scripts/build-k8s-bins.sh --print-dir helm):$PATH"
   export PATH
   echo "kubectl: $(command -v kubectl), helm: $(command -v helm)" >&2

@@ -71,12 +71,22 @@ pub enum ManifestError {
     #[error("manifest location {location:?}: {reason}")]
     BadLocation { location: String, reason: String },
 
-    /// The location is an OCI reference; this loader does not fetch from registries yet.
+    /// The location is an OCI reference: the offline [`crate::ManifestLocation::load`] does not
+    /// fetch from registries (the operator's async loader does).
     #[error(
-        "manifest location {reference:?}: OCI registries are not supported by this loader yet; \
-         use file://DIR or builtin://"
+        "manifest location {reference:?}: OCI registries are fetched by the operator's loader, \
+         not by this offline loader; use file://DIR or builtin:// here"
     )]
     OciNotSupported { reference: String },
+
+    /// The registry could not be reached, refused the credentials, or has no such tag.
+    #[error("{reference}: {message}")]
+    Registry { reference: String, message: String },
+
+    /// The registry answered, but the artifact does not hold a usable manifest (no YAML, bad
+    /// digest, unknown layout).
+    #[error("{reference}: {message}")]
+    Artifact { reference: String, message: String },
 
     /// The version string cannot name a manifest (empty, `latest`, path separators, ...).
     #[error("server version {version:?} cannot select a manifest: {reason}")]

@@ -16,8 +16,9 @@
 //!   fallbacks ([`Application::effective_containers`]), Service ports by number or name
 //!   ([`Application::find_service_port`]), image references with registry retargeting
 //!   ([`ImageRef::reference`]);
-//! * **loads** manifests from `file://`, the built-in manifest, or (later) `oci://`
-//!   ([`ManifestLocation`]; the only module with I/O).
+//! * **loads** manifests from `file://` or the built-in manifest ([`ManifestLocation`]; the only
+//!   module with I/O); for `oci://` it turns an artifact's layers into documents ([`artifact`],
+//!   pure) and the operator does the fetching.
 //!
 //! Everything except [`source`] is pure: values in, values out.
 //!
@@ -38,6 +39,7 @@
 //! # Ok::<(), wandb_manifest::ManifestError>(())
 //! ```
 
+pub mod artifact;
 pub mod builtin;
 pub mod compat;
 pub mod compose;

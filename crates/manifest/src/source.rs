@@ -4,7 +4,9 @@
 //! or else every `*.yaml`/`*.yml` file of `DIR/<version>/` (merged by
 //! [`ServerManifest::from_documents`]). `builtin://` returns the compiled-in manifest for the
 //! version. `oci://` is parsed but not fetched here: the operator owns registry access
-//! (credentials, caching) and returns [`ManifestError::OciNotSupported`] until it does.
+//! (credentials, caching; `wandb_operator::manifests`) and turns the artifact into documents with
+//! [`crate::artifact`]; this offline [`ManifestLocation::load`] returns
+//! [`ManifestError::OciNotSupported`] for it.
 //!
 //! The version comes from the CR, so it is checked before it touches a path: it must be a valid
 //! OCI tag (letters, digits, `_`, `.`, `-`; no `/`, no leading `.` or `-`) and not `latest`
@@ -68,8 +70,9 @@ impl ManifestLocation {
         }
     }
 
-    /// Loads the manifest of `version` from this location (parse and merge only; callers run
-    /// [`ServerManifest::check_compatible`] and [`ServerManifest::ensure_valid`]).
+    /// Loads the manifest of `version` from this location, offline (`oci://` is refused; see the
+    /// module docs). Parse and merge only; callers run
+    /// [`ServerManifest::check_compatible`] and [`ServerManifest::ensure_valid`].
     pub fn load(&self, version: &str) -> Result<ServerManifest, ManifestError> {
         check_version(version)?;
         match self {

@@ -7,6 +7,7 @@ pub mod connections;
 pub mod controller;
 pub mod gates;
 pub mod leader;
+pub mod manifests;
 pub mod metrics;
 pub mod observe;
 pub mod preflight;

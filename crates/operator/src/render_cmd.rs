@@ -8,17 +8,23 @@ use std::process::ExitCode;
 use clap::Args;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::Connections;
-use wandb_manifest::ManifestLocation;
+use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
+use wandb_operator::manifests::{self, OciLoader};
 
 #[derive(Args)]
 pub struct RenderArgs {
     /// The WeightsAndBiases resource (YAML).
     #[arg(short = 'f', long = "filename")]
     pub file: PathBuf,
-    /// Manifest source: `file://DIR` (DIR/<version>.yaml or DIR/<version>/*.yaml) or `builtin://`.
-    /// Defaults to the built-in manifest.
+    /// Manifest source: `file://DIR` (DIR/<version>.yaml or DIR/<version>/*.yaml), `builtin://`
+    /// or `oci://REPOSITORY` (tag = the CR's version; pulled anonymously). Defaults to the
+    /// built-in manifest.
     #[arg(long)]
     pub manifest: Option<String>,
+    /// Registries (`host:port`) to pull `oci://` manifests from over plain HTTP (repeatable or
+    /// comma-separated).
+    #[arg(long = "insecure-registry", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
     /// Backing-service connections overriding the defaults (YAML:
     /// `{mysql: {default: {url: {secretKeyRef: {name, key}}, host: db}}}`).
     #[arg(long)]
@@ -52,8 +58,7 @@ fn render(args: &RenderArgs) -> Result<String, String> {
         cr.metadata.namespace = Some(args.namespace.clone());
     }
     let location = args.manifest.as_deref().unwrap_or("builtin://");
-    let manifest = ManifestLocation::parse(location)
-        .and_then(|l| l.load(&cr.spec.wandb.version))
+    let manifest = load_manifest(location, &cr.spec.wandb.version, &args.insecure_registries)
         .map_err(|e| {
             format!(
                 "manifest {location} (version {}): {e}",
@@ -90,6 +95,28 @@ fn render(args: &RenderArgs) -> Result<String, String> {
     }
     let ns = cr.metadata.namespace.clone().unwrap_or_default();
     Ok(wandb_engine::render::to_yaml(&built, &ns))
+}
+
+/// Loads a manifest; `oci://` runs the registry client on a one-off runtime (render is sync and
+/// needs no cache: one process, one load).
+fn load_manifest(
+    location: &str,
+    version: &str,
+    insecure: &[String],
+) -> Result<ServerManifest, ManifestError> {
+    let parsed = ManifestLocation::parse(location)?;
+    if !matches!(parsed, ManifestLocation::Oci(_)) {
+        return parsed.load(version);
+    }
+    let loader = OciLoader::new(insecure.to_vec());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ManifestError::Registry {
+            reference: location.to_owned(),
+            message: format!("cannot start the async runtime: {e}"),
+        })?;
+    rt.block_on(manifests::load(&loader, &parsed, version, None))
 }
 
 /// Parses and validates a CR: YAML/type errors name the field and line; CEL rules (the same the

@@ -9,6 +9,7 @@ use futures::FutureExt as _;
 use wandb_operator::admin::{self, Health};
 use wandb_operator::controller::{self, Context};
 use wandb_operator::leader::Election;
+use wandb_operator::manifests::OciLoader;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
@@ -54,6 +55,14 @@ pub struct RunArgs {
     /// Name of the leader Lease.
     #[arg(long, default_value = "wandb-operator-leader")]
     pub leader_election_id: String,
+    /// Registries (`host:port`) whose `oci://` manifests are pulled over plain HTTP instead of
+    /// HTTPS (comma-separated). Only for registries inside a trusted network.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "WANDB_OPERATOR_INSECURE_REGISTRIES"
+    )]
+    pub insecure_registries: Vec<String>,
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -98,7 +107,9 @@ async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("no Kubernetes client configuration: {e}"))?;
-    let ctx = Arc::new(Context::new(client.clone()));
+    let mut ctx = Context::new(client.clone());
+    ctx.oci = OciLoader::new(args.insecure_registries.clone());
+    let ctx = Arc::new(ctx);
     let health = Arc::new(Health::default());
     if let Some(addr) = health_addr {
         spawn_server(addr, admin::health_router(health.clone()));

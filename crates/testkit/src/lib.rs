@@ -32,6 +32,7 @@
 //! namespaces of failed tests for debugging. Cluster-scoped objects that a test creates are not
 //! covered by the namespace: guard them with [`TestCluster::delete_on_drop`].
 
+pub mod registry;
 mod volumes;
 
 pub use volumes::{PV_NAMESPACE_LABEL, VolumeProvisioner};

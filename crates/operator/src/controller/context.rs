@@ -1,5 +1,5 @@
 //! State shared by every reconcile: the client, one event recorder (it aggregates repeats),
-//! failure counts for backoff, and write counters.
+//! failure counts for backoff, write counters, and the `oci://` manifest cache.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +17,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Manifest location used when `spec.wandb.manifestRepository` is unset.
     pub default_manifest: String,
+    /// Fetches `oci://` manifests and caches them by digest (see [`crate::manifests::oci`]).
+    pub oci: crate::manifests::OciLoader,
     /// How long a failed preflight stands before the endpoint is checked again.
     pub preflight_retry: Duration,
     failures: Mutex<HashMap<String, u32>>,
@@ -51,6 +53,7 @@ impl Context {
             metrics: std::sync::Arc::default(),
             recorder,
             default_manifest: "builtin://".into(),
+            oci: crate::manifests::OciLoader::default(),
             preflight_retry: PREFLIGHT_RETRY,
             failures: Mutex::default(),
             preflight: Mutex::default(),

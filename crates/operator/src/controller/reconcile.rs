@@ -21,7 +21,7 @@ use crate::apply::{Applier, FIELD_MANAGER};
 use crate::connections;
 use crate::gates::{Gates, JobState, MigrationGate, migration_gate};
 use crate::status::{self, Facts, ManifestProblem, Transition};
-use crate::{observe, secrets};
+use crate::{manifests, observe, secrets};
 
 /// The finalizer that runs the retention policy on delete.
 pub const FINALIZER: &str = "apps.wandb.com/cleanup";
@@ -67,7 +67,9 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
 }
 
 /// Loads and checks the manifest; a problem is a user-fixable value, not an error.
-fn load_manifest(
+async fn load_manifest(
+    cr: &WeightsAndBiases,
+    ctx: &Context,
     field: &str,
     location: &str,
     version: &str,
@@ -80,6 +82,7 @@ fn load_manifest(
             ManifestError::Io { .. }
             | ManifestError::NotFound { .. }
             | ManifestError::OciNotSupported { .. }
+            | ManifestError::Registry { .. }
             | ManifestError::BadLocation { .. } => Reason::MANIFEST_UNAVAILABLE,
             _ => Reason::MANIFEST_INVALID,
         };
@@ -88,8 +91,28 @@ fn load_manifest(
             message: format!("{field} {location} (version {version}): {e}"),
         }
     };
-    let manifest = ManifestLocation::parse(location)
-        .and_then(|l| l.load(version))
+    let parsed = ManifestLocation::parse(location).map_err(problem)?;
+    let creds = match &parsed {
+        ManifestLocation::Oci(repository) => {
+            let secrets: Vec<String> = cr
+                .spec
+                .global
+                .as_ref()
+                .and_then(|g| g.image_pull_secrets.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|r| r.name.clone())
+                .collect();
+            let ns = cr.namespace().unwrap_or_default();
+            let host = manifests::registry_host(repository);
+            manifests::pull_credentials(&ctx.client, &ns, &secrets, &host)
+                .await
+                .map_err(problem)?
+        }
+        _ => None,
+    };
+    let manifest = manifests::load(&ctx.oci, &parsed, version, creds.as_ref())
+        .await
         .map_err(problem)?;
     manifest.check_compatible().map_err(problem)?;
     manifest.ensure_valid().map_err(problem)?;
@@ -126,7 +149,7 @@ async fn apply_inner(
             "the default manifest (spec.wandb.manifestRepository is unset)",
         ),
     };
-    let manifest = match load_manifest(field, &location, &version) {
+    let manifest = match load_manifest(cr, ctx, field, &location, &version).await {
         Ok(m) => m,
         Err(p) => {
             ctx.metrics.manifest_error(p.reason);

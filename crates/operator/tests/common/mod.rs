@@ -2,6 +2,8 @@
 //! condition lookups.
 #![allow(dead_code)]
 
+pub mod oci;
+
 use std::sync::Arc;
 use std::time::Duration;
 
