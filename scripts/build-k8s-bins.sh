@@ -3,13 +3,16 @@
 # cache outside the repo. Each component has a stamp holding the recipe inputs; a component whose
 # stamp matches is not rebuilt, so a second run does nothing.
 #
-#   scripts/build-k8s-bins.sh [all|k8s|etcd|kwok|helm|kubectl|registry|tfproviders]...
+#   scripts/build-k8s-bins.sh [all|k8s|etcd|kwok|helm|kubectl|registry|gatewayapi|tfproviders]...
 #   scripts/build-k8s-bins.sh --print-dir COMPONENT     # the folder holding that component's binaries
 #
 # `all` = etcd, kwok (kwok + kwokctl), helm, k8s (kube-apiserver, kube-controller-manager,
 # kube-scheduler), kubectl (same version as the server: no version skew, no dependence on the
 # machine's kubectl), registry (the CNCF Distribution registry, for the oci:// manifest tests: the
-# testkit starts it on 127.0.0.1). Progress goes to stderr. Concurrent runs wait for each other
+# testkit starts it on 127.0.0.1), gatewayapi (not a binary: the Gateway API standard-channel CRDs
+# gatewayclasses, gateways, httproutes and referencegrants, copied from the Go module
+# sigs.k8s.io/gateway-api's config/crd/standard/; the operator's integration tests install them).
+# Progress goes to stderr. Concurrent runs wait for each other
 # (a lock in the cache), so parallel `cluster.sh up` calls never build the same thing twice.
 #
 # `tfproviders` (not part of `all`) builds the Terraform providers hashicorp/helm and
@@ -26,6 +29,7 @@ ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-0.8.0}"
 HELM_VERSION="${HELM_VERSION:-3.22.0}"
 REGISTRY_VERSION="${REGISTRY_VERSION:-3.1.2}"
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-1.4.1}"
 TF_HELM_PROVIDER_VERSION="${TF_HELM_PROVIDER_VERSION:-1.3.2}"
 TF_K8S_PROVIDER_VERSION="${TF_K8S_PROVIDER_VERSION:-1.13.4}"
 CACHE="${WANDB_OP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wandb-operator}"
@@ -178,6 +182,29 @@ build_registry() {
   log "registry v$REGISTRY_VERSION: built"
 }
 
+GATEWAY_API_CRDS=(gatewayclasses gateways httproutes referencegrants)
+
+build_gatewayapi() {
+  local out stamp
+  out="$(print_dir gatewayapi)"
+  stamp="gateway-api v$GATEWAY_API_VERSION standard ${GATEWAY_API_CRDS[*]}"
+  stamp_ok "$out" "$stamp" && { log "gatewayapi v$GATEWAY_API_VERSION: cached"; return; }
+  log "gatewayapi v$GATEWAY_API_VERSION: fetching the standard-channel CRDs"
+  local work dir r
+  work="$(mktemp -d)"
+  # Outside any module, so that no go.mod around the caller is consulted or changed.
+  dir="$(cd "$work" && go mod download -json "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  rm -rf "$work" "$out.tmp"; mkdir -p "$out.tmp"
+  for r in "${GATEWAY_API_CRDS[@]}"; do
+    cp "$dir/config/crd/standard/gateway.networking.k8s.io_$r.yaml" "$out.tmp/"
+  done
+  chmod -R u+w "$out.tmp" # the module cache is read-only
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  echo "$stamp" > "$out/.stamp"
+  log "gatewayapi v$GATEWAY_API_VERSION: ready"
+}
+
 # tfprovider_build OUTDIR MODULE VERSION: builds a Terraform provider (main package at its module
 # root) with a throw-away wrapper module that copies the provider's own replace directives (its
 # go.mod pins forks of some dependencies) and stubs vbom.ml/util, which the proxy does not serve
@@ -253,6 +280,7 @@ print_dir() {
     helm) echo "$BIN_ROOT/helm-v$HELM_VERSION" ;;
     kubectl) echo "$BIN_ROOT/kubectl-v$K8S_VERSION" ;;
     registry) echo "$BIN_ROOT/registry-v$REGISTRY_VERSION" ;;
+    gatewayapi) echo "$BIN_ROOT/gatewayapi-v$GATEWAY_API_VERSION" ;;
     tfproviders) echo "$BIN_ROOT/tfproviders-helm$TF_HELM_PROVIDER_VERSION-k8s$TF_K8S_PROVIDER_VERSION" ;;
     *) log "unknown component: $1"; exit 2 ;;
   esac
@@ -270,9 +298,9 @@ if [ "${avail_kb:-0}" -lt $((8 * 1024 * 1024)) ]; then
 fi
 for what in "$@"; do
   case "$what" in
-    all) build_etcd; build_kwok; build_helm; build_k8s; build_kubectl; build_registry ;;
+    all) build_etcd; build_kwok; build_helm; build_k8s; build_kubectl; build_registry; build_gatewayapi ;;
     k8s) build_k8s ;; etcd) build_etcd ;; kwok) build_kwok ;; helm) build_helm ;; kubectl) build_kubectl ;;
-    registry) build_registry ;;
+    registry) build_registry ;; gatewayapi) build_gatewayapi ;;
     tfproviders) build_tfproviders ;;
     *) log "unknown component: $what"; exit 2 ;;
   esac

@@ -151,7 +151,8 @@ case "$cmd" in
       log "cluster $NAME: stale state in $ROOT, cleaning up first"
       stop_cluster
     fi
-    "$BUILD" etcd kwok k8s kubectl >&2
+    # gatewayapi: the CRDs the integration tests install (wandb_testkit::install_gateway_api).
+    "$BUILD" etcd kwok k8s kubectl gatewayapi >&2
     resolve_kubectl
     K8S="$("$BUILD" --print-dir k8s)"; ETCD="$("$BUILD" --print-dir etcd)"; KWOK="$("$BUILD" --print-dir kwok)"
     mkdir -p "$ROOT"

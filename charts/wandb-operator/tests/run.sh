@@ -104,6 +104,21 @@ expect_invalid() {
 
 k() { "$KUBECTL" "$@"; }
 
+# can_i USER VERB GROUP RESOURCE NAMESPACE: a SubjectAccessReview, which (unlike `kubectl auth
+# can-i`) needs no discovery, so it answers for CRD kinds the cluster may not serve (Gateway API).
+can_i() {
+  local allowed
+  allowed="$(k create -o 'jsonpath={.status.allowed}' -f - <<EOF
+apiVersion: authorization.k8s.io/v1
+kind: SubjectAccessReview
+spec:
+  user: "$1"
+  resourceAttributes: {verb: "$2", group: "$3", resource: "$4", namespace: "$5"}
+EOF
+)"
+  [ "$allowed" = true ]
+}
+
 # Runs the operator binary on this host with only the chart ServiceAccount's token (a
 # TokenRequest) as credentials: what it can do is exactly what the chart grants. Prints its pid.
 OPERATOR_PID=""
@@ -193,6 +208,7 @@ install() {
   local sa="system:serviceaccount:$ns:$rel"
   k auth can-i patch weightsandbiases.apps.wandb.com -A --as "$sa" >/dev/null || fail "$sa cannot patch instances"
   k auth can-i create secrets -n default --as "$sa" >/dev/null || fail "$sa cannot create secrets"
+  can_i "$sa" delete gateway.networking.k8s.io httproutes default || fail "$sa cannot delete httproutes"
   k auth can-i update leases.coordination.k8s.io -n "$ns" --as "$sa" >/dev/null || fail "$sa cannot update leases"
   ! k auth can-i update leases.coordination.k8s.io -n default --as "$sa" >/dev/null 2>&1 || fail "$sa can update leases outside $ns"
   ! k auth can-i create weightsandbiases.apps.wandb.com -n default --as "$sa" >/dev/null 2>&1 || fail "$sa can create instances"
@@ -253,6 +269,8 @@ install() {
   sa="system:serviceaccount:$ns:$rel"
   k auth can-i create secrets -n "$wa" --as "$sa" >/dev/null || fail "$sa cannot create secrets in $wa"
   k auth can-i create roles.rbac.authorization.k8s.io -n "$wb" --as "$sa" >/dev/null || fail "$sa cannot create roles in $wb"
+  can_i "$sa" patch gateway.networking.k8s.io gateways "$wb" || fail "$sa cannot patch gateways in $wb"
+  ! can_i "$sa" get gateway.networking.k8s.io gateways default || fail "$sa can read gateways outside its namespaces"
   ! k auth can-i get secrets -n default --as "$sa" >/dev/null 2>&1 || fail "$sa can read secrets outside its namespaces"
   ! k auth can-i list weightsandbiases.apps.wandb.com -A --as "$sa" >/dev/null 2>&1 || fail "$sa can list instances cluster-wide"
   k auth can-i get "customresourcedefinitions/$CRD" --as "$sa" >/dev/null 2>&1 || fail "$sa cannot read its CRD"

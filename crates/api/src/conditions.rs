@@ -51,6 +51,8 @@ impl Reason {
     pub const MIGRATION_RUNNING: &'static str = "MigrationRunning";
     pub const MIGRATION_FAILED: &'static str = "MigrationFailed";
     pub const APPLICATIONS_NOT_READY: &'static str = "ApplicationsNotReady";
+    /// `networking.mode: gateway` in a cluster without the Gateway API CRDs.
+    pub const GATEWAY_API_MISSING: &'static str = "GatewayAPIMissing";
     pub const AS_EXPECTED: &'static str = "AsExpected";
 }
 

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("!has(self.gatewayAPI) || (has(self.mode) && self.mode == 'gateway')").message("spec.networking.gatewayAPI is only used when mode is gateway"),
 )]
 pub struct NetworkingSpec {
-    /// `""` (no operator-managed edge), `ingress` (one Ingress with every app path) or `gateway`.
+    /// `""` (no operator-managed edge), `ingress` (one Ingress with every app path) or `gateway`
+    /// (one HTTPRoute per app, and the Gateway when managed; needs the Gateway API CRDs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<NetworkingMode>,
     /// Ingress settings for mode `ingress`.
@@ -89,7 +90,8 @@ pub struct GatewaySpec {
     /// GatewayClass of the managed Gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_class_name: Option<String>,
-    /// Listeners of the managed Gateway; empty derives one from spec.wandb.hostname.
+    /// Listeners of the managed Gateway; empty derives one from spec.wandb.hostname (HTTP on 80,
+    /// or HTTPS on 443 with the networking.tls Secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub listeners: Option<Vec<GatewayListener>>,
@@ -144,7 +146,8 @@ pub struct GatewayListenerTls {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsSpec {
-    /// Secret holding the certificate for every host of the Ingress.
+    /// Secret holding the certificate for every host of the Ingress, or of the managed Gateway's
+    /// default HTTPS listener (default `<name>-tls`, which cert-manager fills).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
     /// cert-manager issuer annotations.

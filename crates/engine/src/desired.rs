@@ -56,6 +56,27 @@ impl DesiredObject {
         }
     }
 
+    /// An object of a kind k8s-openapi has no type for (e.g. Gateway API), as JSON carrying
+    /// `apiVersion`, `kind` and `metadata` (with the labels of [`crate::names::labels`], like
+    /// every other object, so that pruning finds it).
+    pub fn from_value(phase: Phase, object: Value) -> Self {
+        let field = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("a desired object needs {p}"))
+                .to_string()
+        };
+        DesiredObject {
+            phase,
+            api_version: field("/apiVersion"),
+            kind: field("/kind"),
+            name: field("/metadata/name"),
+            object,
+            retain: false,
+        }
+    }
+
     pub fn retained(mut self) -> Self {
         self.retain = true;
         self

@@ -16,7 +16,9 @@ pub mod needs;
 pub mod render;
 
 pub use backends::{Backend, InfraPlan, Observed, Readiness};
-pub use build::{BACKOFF_LIMIT, Built, MIGRATION_LABEL, ca_config_map, job_name};
+pub use build::{
+    BACKOFF_LIMIT, Built, GATEWAY_API_VERSION, MIGRATION_LABEL, ca_config_map, job_name,
+};
 pub use connection::{ConnValue, Connection, Connections, ServiceKind};
 pub use desired::{DesiredObject, Phase, SecretSource, SecretSpec};
 pub use error::EngineError;

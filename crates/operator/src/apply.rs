@@ -16,7 +16,8 @@ use wandb_engine::names;
 pub const FIELD_MANAGER: &str = "wandb-operator";
 
 /// Kinds the engine renders, `(apiVersion, kind, plural)`; also the kinds that are pruned
-/// (PersistentVolumeClaims are data and never pruned).
+/// (PersistentVolumeClaims are data and never pruned). The Gateway API kinds come from CRDs a
+/// cluster may not have: see [`is_not_served`].
 pub const KINDS: &[(&str, &str, &str)] = &[
     ("v1", "ServiceAccount", "serviceaccounts"),
     ("rbac.authorization.k8s.io/v1", "Role", "roles"),
@@ -38,7 +39,16 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ),
     ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ("networking.k8s.io/v1", "Ingress", "ingresses"),
+    ("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
 ];
+
+/// Whether the API server answered that it does not serve the resource at all (404 on a
+/// collection: its CRD is not installed). Pruning skips such a kind, so that a cluster without
+/// the Gateway API works in every mode that does not use it.
+pub fn is_not_served(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
 
 /// The `ApiResource` of a kind, without discovery: the plural comes from [`KINDS`], or is
 /// derived by the usual English rule for kinds the table does not know.
@@ -188,10 +198,16 @@ impl Applier {
         );
         let mut pruned = Vec::new();
         for (api_version, kind, _) in KINDS {
-            let list = self
+            let list = match self
                 .api(api_version, kind)
                 .list_metadata(&ListParams::default().labels(&selector))
-                .await?;
+                .await
+            {
+                Ok(l) => l,
+                // Nothing of a kind the cluster does not serve can exist.
+                Err(e) if is_not_served(&e) => continue,
+                Err(e) => return Err(e),
+            };
             for item in list.items {
                 let name = item.name_any();
                 let retained = item
@@ -317,6 +333,30 @@ mod tests {
         );
         assert_eq!(plural_of("NetworkPolicy"), "networkpolicies");
         assert_eq!(plural_of("Gateway"), "gateways");
+    }
+
+    #[test]
+    fn gateway_api_kinds_are_pruned_and_a_missing_crd_is_not_served() {
+        for kind in ["Gateway", "HTTPRoute"] {
+            assert!(
+                KINDS
+                    .iter()
+                    .any(|(v, k, _)| *v == wandb_engine::GATEWAY_API_VERSION && *k == kind),
+                "{kind}"
+            );
+        }
+        let status = |code| {
+            kube::Error::Api(
+                kube::core::Status::failure(
+                    "the server could not find the requested resource",
+                    "NotFound",
+                )
+                .with_code(code)
+                .boxed(),
+            )
+        };
+        assert!(is_not_served(&status(404)));
+        assert!(!is_not_served(&status(403)));
     }
 
     #[test]

@@ -32,9 +32,11 @@
 //! namespaces of failed tests for debugging. Cluster-scoped objects that a test creates are not
 //! covered by the namespace: guard them with [`TestCluster::delete_on_drop`].
 
+mod gateway_api;
 pub mod registry;
 mod volumes;
 
+pub use gateway_api::{GATEWAY_API_CRDS, install_gateway_api};
 pub use volumes::{PV_NAMESPACE_LABEL, VolumeProvisioner};
 
 use std::future::Future;

@@ -16,6 +16,7 @@ use wandb_api::{NetworkingMode, ProbesSpec, WeightsAndBiases};
 use wandb_manifest::ServerManifest;
 
 pub use migration::{BACKOFF_LIMIT, MIGRATION_LABEL, job_name};
+pub use networking::GATEWAY_API_VERSION;
 pub use pod::{ca_config_map, proxy_env as proxy_env_for};
 
 use crate::backends::{self, InfraContext, InfraPlan};
@@ -122,6 +123,9 @@ pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
     }
     if inst.networking == NetworkingMode::Ingress {
         objects.extend(networking::ingress(ctx, &mut ctx.warnings.borrow_mut()));
+    }
+    if inst.networking == NetworkingMode::Gateway {
+        objects.extend(networking::gateway_api(ctx, &mut ctx.warnings.borrow_mut()));
     }
     if !errors.is_empty() {
         return Err(errors);

@@ -13,11 +13,11 @@ use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use wandb_api::{Reason, WeightsAndBiases, WeightsAndBiasesStatus};
-use wandb_engine::Phase;
+use wandb_engine::{GATEWAY_API_VERSION, Phase};
 use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
 
 use super::{Context, Error, cleanup};
-use crate::apply::{Applier, FIELD_MANAGER};
+use crate::apply::{Applier, FIELD_MANAGER, is_not_served};
 use crate::connections;
 use crate::gates::{Gates, JobState, MigrationGate, migration_gate};
 use crate::status::{self, Facts, ManifestProblem, Transition};
@@ -139,6 +139,7 @@ async fn apply_inner(
         migration_count: 0,
         deployments: vec![],
         generated_secrets: vec![],
+        gateway_api_missing: false,
     };
 
     // 1. Manifest.
@@ -245,7 +246,15 @@ async fn apply_inner(
             continue; // Jobs are immutable; an existing one is observed, never re-applied
         }
         let owner_for = super::owner_for(cr, &o.kind, &o.name, o.retain, &owner);
-        applier.apply(&o.object, owner_for).await?;
+        match applier.apply(&o.object, owner_for).await {
+            Ok(_) => {}
+            // Gateway mode in a cluster without the Gateway API: reported in the status (and
+            // by its event) instead of failing the reconcile, so the rest still rolls out.
+            Err(e) if o.api_version == GATEWAY_API_VERSION && is_not_served(&e) => {
+                facts.gateway_api_missing = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 
     // 6. Prune what this instance owns but no longer renders.
@@ -278,8 +287,9 @@ async fn apply_inner(
         }
     }
 
-    let stalled =
-        matches!(gates.migrations, MigrationGate::Failed { .. }) || facts.infra_failure().is_some();
+    let stalled = matches!(gates.migrations, MigrationGate::Failed { .. })
+        || facts.infra_failure().is_some()
+        || facts.gateway_api_missing;
     let next_pass = if next.ready {
         REQUEUE_READY
     } else if stalled {

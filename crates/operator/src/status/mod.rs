@@ -15,6 +15,11 @@ use wandb_engine::Readiness;
 
 use crate::gates::MigrationGate;
 
+/// The Stalled message of an instance in gateway mode in a cluster without the Gateway API.
+pub const GATEWAY_API_MISSING: &str = "networking.mode gateway needs the Gateway API CRDs \
+     (gateway.networking.k8s.io/v1) in the cluster; the HTTPRoutes and Gateway are not created \
+     until they are installed (the applications still roll out)";
+
 /// Why the manifest could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManifestProblem {
@@ -79,6 +84,10 @@ pub struct Facts {
     pub deployments: Vec<DeploymentFact>,
     /// Generated secrets: (manifest name, Secret name, key).
     pub generated_secrets: Vec<(String, String, String)>,
+    /// `networking.mode: gateway`, but the cluster does not serve the Gateway API: the routes
+    /// were not created (the applications were), so the instance is unreachable until the CRDs
+    /// are installed.
+    pub gateway_api_missing: bool,
 }
 
 impl Facts {
@@ -332,12 +341,15 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
 
     // Summary conditions.
     let infra_failure = f.infra_failure();
-    let is_stalled =
-        matches!(f.migrations, MigrationGate::Failed { .. }) || infra_failure.is_some();
+    let is_stalled = matches!(f.migrations, MigrationGate::Failed { .. })
+        || infra_failure.is_some()
+        || f.gateway_api_missing;
     if let Some(msg) = &infra_failure {
         stalled(c, Reason::DEPENDENCIES_NOT_READY, msg, g, now);
-    } else if is_stalled {
+    } else if matches!(f.migrations, MigrationGate::Failed { .. }) {
         stalled(c, mig_reason, &mig_msg, g, now);
+    } else if f.gateway_api_missing {
+        stalled(c, Reason::GATEWAY_API_MISSING, GATEWAY_API_MISSING, g, now);
     } else {
         set_condition(
             c,

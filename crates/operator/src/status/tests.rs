@@ -36,6 +36,7 @@ fn facts() -> Facts {
         migration_count: 3,
         deployments: vec![deployment("api", true), deployment("frontend", true)],
         generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
+        gateway_api_missing: false,
     }
 }
 
@@ -237,4 +238,35 @@ fn invalid_spec_stalls() {
         cond(&s, ConditionType::Stalled).reason,
         Reason::INVALID_SPEC
     );
+}
+
+#[test]
+fn gateway_mode_without_the_gateway_api_is_stalled_with_a_warning_but_keeps_its_applications() {
+    let prev = compute(&Default::default(), &facts(), &now(10));
+    let f = Facts {
+        gateway_api_missing: true,
+        ..facts()
+    };
+    let s = compute(&prev, &f, &now(20));
+    assert!(!s.ready);
+    let stalled = cond(&s, ConditionType::Stalled);
+    assert_eq!(stalled.status, "True");
+    assert_eq!(stalled.reason, Reason::GATEWAY_API_MISSING);
+    assert!(stalled.message.contains(
+        "networking.mode gateway needs the Gateway API CRDs (gateway.networking.k8s.io/v1) in the cluster"
+    ));
+    assert_eq!(cond(&s, ConditionType::Ready).status, "False");
+    // The applications themselves are reported available.
+    assert_eq!(cond(&s, ConditionType::ApplicationsReady).status, "True");
+    let events = transitions(&prev, &s);
+    assert!(
+        events
+            .iter()
+            .any(|t| t.warning && t.reason == Reason::GATEWAY_API_MISSING),
+        "{events:?}"
+    );
+    // Installing the CRDs clears it.
+    let s = compute(&s, &facts(), &now(30));
+    assert!(s.ready);
+    assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
 }

@@ -1,15 +1,13 @@
 //! Mode `ingress`: one Ingress carrying every enabled app's manifest paths for the public host and
 //! each additional hostname.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::BuildContext;
+use super::{BuildContext, app_paths, edge_annotations, hosts, tls_secret};
 use crate::desired::{DesiredObject, Phase};
 use crate::names;
 
@@ -18,24 +16,16 @@ pub fn ingress(ctx: &BuildContext, warnings: &mut Vec<String>) -> Option<Desired
     let net = ctx.cr.spec.networking.clone().unwrap_or_default();
     let ing = net.ingress.clone().unwrap_or_default();
     let mut paths = Vec::new();
-    for (app_name, app) in ctx.manifest.enabled_applications(ctx.features) {
-        let Some(spec) = &app.ingress else { continue };
-        let Some(port) = app.find_service_port(spec.service_port.as_ref()) else {
-            warnings.push(format!(
-                "ingress: application {app_name:?} has no Service port {:?}; its paths are skipped",
-                spec.service_port
-            ));
-            continue;
-        };
-        for path in &spec.paths {
+    for app in app_paths(ctx, "ingress", warnings) {
+        for path in app.paths {
             paths.push(HTTPIngressPath {
                 path: Some(path.clone()),
-                path_type: spec.path_type.clone().unwrap_or_else(|| "Prefix".into()),
+                path_type: app.path_type.unwrap_or("Prefix").to_string(),
                 backend: IngressBackend {
                     service: Some(IngressServiceBackend {
-                        name: names::scoped(&inst.name, app_name),
+                        name: app.service.clone(),
                         port: Some(ServiceBackendPort {
-                            number: Some(port.port),
+                            number: Some(app.port),
                             name: None,
                         }),
                     }),
@@ -50,8 +40,7 @@ pub fn ingress(ctx: &BuildContext, warnings: &mut Vec<String>) -> Option<Desired
         );
         return None;
     }
-    let mut hosts = vec![inst.host.clone()];
-    hosts.extend(inst.additional_hosts.iter().cloned());
+    let hosts = hosts(inst);
     let rules = hosts
         .iter()
         .map(|h| IngressRule {
@@ -62,7 +51,7 @@ pub fn ingress(ctx: &BuildContext, warnings: &mut Vec<String>) -> Option<Desired
         })
         .collect();
 
-    let mut annotations: BTreeMap<String, String> = net.annotations.clone().unwrap_or_default();
+    let mut annotations = edge_annotations(&net);
     if ing.ingress_class_name.as_deref() == Some("nginx") {
         annotations
             .entry("nginx.ingress.kubernetes.io/proxy-body-size".into())
@@ -70,24 +59,13 @@ pub fn ingress(ctx: &BuildContext, warnings: &mut Vec<String>) -> Option<Desired
     }
     let tls_spec = net.tls.clone().unwrap_or_default();
     let cert_manager = tls_spec.cert_manager.clone().unwrap_or_default();
-    if let Some(i) = &cert_manager.cluster_issuer {
-        annotations.insert("cert-manager.io/cluster-issuer".into(), i.clone());
-    }
-    if let Some(i) = &cert_manager.issuer {
-        annotations.insert("cert-manager.io/issuer".into(), i.clone());
-    }
     let wants_tls = tls_spec.secret_name.is_some()
         || cert_manager.cluster_issuer.is_some()
         || cert_manager.issuer.is_some();
     let tls = wants_tls.then(|| {
         vec![IngressTLS {
             hosts: Some(hosts.clone()),
-            secret_name: Some(
-                tls_spec
-                    .secret_name
-                    .clone()
-                    .unwrap_or_else(|| names::scoped(&inst.name, "tls")),
-            ),
+            secret_name: Some(tls_secret(inst, &net)),
         }]
     });
     let name = ing.name.clone().unwrap_or_else(|| inst.name.clone());
