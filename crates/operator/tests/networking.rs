@@ -154,18 +154,16 @@ async fn gateway_api_served(ns: &TestNamespace) -> bool {
     }
 }
 
-/// Meaningful only on a cluster without the Gateway API CRDs (a fresh `scripts/cluster.sh up`
-/// before any test installed them): elsewhere it says so and passes. The CRDs can appear while
-/// it runs (the test above installs them in parallel), which also ends it early.
+/// On a control plane of its own: the shared one gets the Gateway API CRDs from the test above.
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn gateway_mode_without_the_gateway_api_is_stalled_with_an_event_and_the_apps_roll_out() {
-    let ns = wandb_testkit::namespace("net-no-gwapi").await;
-    if gateway_api_served(&ns).await {
-        eprintln!("skipped: this cluster has the Gateway API CRDs");
-        ns.cleanup().await;
-        return;
-    }
+    let private = wandb_testkit::private_cluster("no-gwapi").await;
+    let ns = private.cluster().namespace("net-no-gwapi").await;
+    assert!(
+        !gateway_api_served(&ns).await,
+        "a fresh control plane has no Gateway API CRDs"
+    );
     let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
     ns.apply_yaml(concat!(
@@ -176,49 +174,42 @@ async fn gateway_mode_without_the_gateway_api_is_stalled_with_an_event_and_the_a
     .await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let stalled = wait_for("Stalled (GatewayAPIMissing)", TIMEOUT, || async {
-        if gateway_api_served(&ns).await {
-            return Ok(Some(None));
-        }
         let cr = wb.get("w").await?;
         Ok(cr
             .status
             .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Stalled"))
-            .filter(|c| c.status == "True" && c.reason == "GatewayAPIMissing")
-            .map(Some))
+            .filter(|c| c.status == "True" && c.reason == "GatewayAPIMissing"))
     })
     .await;
-    if let Some(stalled) = stalled {
-        assert!(
-            stalled.message.contains(
-                "networking.mode gateway needs the Gateway API CRDs (gateway.networking.k8s.io/v1) in the cluster"
-            ),
-            "{}",
-            stalled.message
-        );
-        let (ready, _) = common::condition(&wb, "w", "Ready").await.unwrap();
-        assert_eq!(ready, "False");
-        // The rest rolled out: the applications are available.
-        wait_for("ApplicationsReady", TIMEOUT, || async {
-            Ok(common::condition(&wb, "w", "ApplicationsReady")
-                .await
-                .filter(|(s, _)| s == "True"))
-        })
-        .await;
-        let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
-        wait_for("a GatewayAPIMissing Warning event", TIMEOUT, || async {
-            let list = events.list(&Default::default()).await?;
-            Ok(list
-                .items
-                .iter()
-                .any(|e| {
-                    e.type_.as_deref() == Some("Warning")
-                        && e.reason.as_deref() == Some("GatewayAPIMissing")
-                })
-                .then_some(()))
-        })
-        .await;
-    } else {
-        eprintln!("ended early: the Gateway API CRDs were installed meanwhile");
-    }
+    assert!(
+        stalled.message.contains(
+            "networking.mode gateway needs the Gateway API CRDs (gateway.networking.k8s.io/v1) in the cluster"
+        ),
+        "{}",
+        stalled.message
+    );
+    let (ready, _) = common::condition(&wb, "w", "Ready").await.unwrap();
+    assert_eq!(ready, "False");
+    // The rest rolled out: the applications are available.
+    wait_for("ApplicationsReady", TIMEOUT, || async {
+        Ok(common::condition(&wb, "w", "ApplicationsReady")
+            .await
+            .filter(|(s, _)| s == "True"))
+    })
+    .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    wait_for("a GatewayAPIMissing Warning event", TIMEOUT, || async {
+        let list = events.list(&Default::default()).await?;
+        Ok(list
+            .items
+            .iter()
+            .any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("GatewayAPIMissing")
+            })
+            .then_some(()))
+    })
+    .await;
     running.finish(ns).await;
+    drop(private);
 }

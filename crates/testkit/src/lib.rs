@@ -33,10 +33,12 @@
 //! covered by the namespace: guard them with [`TestCluster::delete_on_drop`].
 
 mod gateway_api;
+mod private_cluster;
 pub mod registry;
 mod volumes;
 
 pub use gateway_api::{GATEWAY_API_CRDS, install_gateway_api};
+pub use private_cluster::{PrivateCluster, private_cluster};
 pub use volumes::{PV_NAMESPACE_LABEL, VolumeProvisioner};
 
 use std::future::Future;
@@ -86,11 +88,16 @@ pub async fn cluster() -> TestCluster {
 /// Like [`cluster`], returning the error instead of panicking.
 pub async fn try_cluster() -> anyhow::Result<TestCluster> {
     let (var, path) = kubeconfig_from_env(|k| std::env::var_os(k))?;
+    connect(path, &format!("${var}")).await
+}
+
+/// Connects to the cluster of the kubeconfig at `path` (`origin` says where the path came from).
+pub(crate) async fn connect(path: PathBuf, origin: &str) -> anyhow::Result<TestCluster> {
     let kubeconfig = Kubeconfig::read_from(&path)
-        .with_context(|| format!("reading the kubeconfig {} (from ${var})", path.display()))?;
+        .with_context(|| format!("reading the kubeconfig {} (from {origin})", path.display()))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .with_context(|| format!("loading the kubeconfig {} (from ${var})", path.display()))?;
+        .with_context(|| format!("loading the kubeconfig {} (from {origin})", path.display()))?;
     check_loopback(&config)?;
     let client = Client::try_from(config.clone()).context("building the client")?;
     let version = tokio::time::timeout(Duration::from_secs(15), client.apiserver_version())
