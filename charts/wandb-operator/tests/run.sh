@@ -89,6 +89,11 @@ offline() {
   expect_invalid "caCerts/certs/0" --set 'caCerts.certs[0]=not-a-pem'
   expect_invalid "leaderElection.enabled=true" --set leaderElection.enabled=false
   expect_invalid "rbac.watchNamespaces is only for rbac.scope=namespaced" --set 'rbac.watchNamespaces={a}'
+  expect_invalid "defaultManifestRepository" --set defaultManifestRepository=https://example.com/m
+  # ...and a good one reaches the operator's arguments.
+  "$HELM" template x "$CHART_DIR" --set defaultManifestRepository=oci://mirror.example.com/wandb/server-manifest \
+    | grep -qF -- "--default-manifest-repository=oci://mirror.example.com/wandb/server-manifest" \
+    || fail "defaultManifestRepository is not passed to the operator"
 }
 
 # expect_invalid <fragment of the error> <helm template args...>

@@ -63,6 +63,15 @@ pub struct RunArgs {
         env = "WANDB_OPERATOR_INSECURE_REGISTRIES"
     )]
     pub insecure_registries: Vec<String>,
+    /// Manifest location for instances that leave `spec.wandb.manifestRepository` unset:
+    /// `builtin://` (default), `file://DIR` or `oci://REPOSITORY` (e.g. a mirror of W&B's
+    /// `us-docker.pkg.dev/wandb-production/public/wandb/server-manifest`).
+    #[arg(
+        long,
+        default_value = "builtin://",
+        env = "WANDB_OPERATOR_DEFAULT_MANIFEST_REPOSITORY"
+    )]
+    pub default_manifest_repository: String,
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -101,6 +110,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
+    // A typo here would stall every instance without a manifestRepository: refuse to start.
+    wandb_manifest::ManifestLocation::parse(&args.default_manifest_repository)
+        .map_err(|e| format!("--default-manifest-repository: {e}"))?;
     let metrics_addr = admin::parse_bind(&args.metrics_bind_address)?;
     let health_addr = admin::parse_bind(&args.health_probe_bind_address)?;
     // kube is built with rustls + aws-lc-rs only, so rustls picks that provider by itself.
@@ -109,6 +121,7 @@ async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("no Kubernetes client configuration: {e}"))?;
     let mut ctx = Context::new(client.clone());
     ctx.oci = OciLoader::new(args.insecure_registries.clone());
+    ctx.default_manifest = args.default_manifest_repository.clone();
     let ctx = Arc::new(ctx);
     let health = Arc::new(Health::default());
     if let Some(addr) = health_addr {

@@ -171,3 +171,24 @@ fn a_bad_manifest_names_the_file_and_the_field_and_exits_2() {
     let out = render(&cr, &format!("file://{}/missing", d.display()));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn run_refuses_a_bad_default_manifest_repository_before_connecting() {
+    let out = bin()
+        .args([
+            "run",
+            "--default-manifest-repository",
+            "https://example.com/m",
+        ])
+        // No cluster is needed to refuse it: the check comes before the client.
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // Logged (stdout), like every other reason `run` stops.
+    let err = String::from_utf8_lossy(&out.stdout).to_string() + &stderr(&out);
+    assert!(
+        err.contains("--default-manifest-repository") && err.contains("http(s) is not supported"),
+        "{err}"
+    );
+}
