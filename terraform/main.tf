@@ -152,24 +152,79 @@ locals {
     var.smtp == null ? {} : { notifications = { email = { smtp = local.smtp_refs } } },
   )
 
-  spec_networking = jsondecode(var.ingress == null ? jsonencode({ mode = "" }) : jsonencode(merge(
+  # Gateway API references ({name, namespace?}) without null attributes.
+  gateway_ref = try(var.gateway.gateway_ref, null) == null ? null : merge(
+    { name = var.gateway.gateway_ref.name },
+    var.gateway.gateway_ref.namespace == null ? {} : { namespace = var.gateway.gateway_ref.namespace },
+  )
+  gateway_listeners = [for l in try(var.gateway.listeners, []) : merge(
+    { name = l.name, port = l.port, protocol = l.protocol },
+    l.hostname == null ? {} : { hostname = l.hostname },
+    l.tls == null ? {} : {
+      tls = merge(
+        l.tls.mode == null ? {} : { mode = l.tls.mode },
+        l.tls.certificate_ref == null ? {} : {
+          certificateRef = merge(
+            { name = l.tls.certificate_ref.name },
+            l.tls.certificate_ref.namespace == null ? {} : { namespace = l.tls.certificate_ref.namespace },
+          )
+        },
+      )
+    },
+  )]
+
+  # The edge settings shared by ingress and gateway mode: annotations on the Ingress or managed
+  # Gateway, and its TLS Secret / cert-manager issuer.
+  edge = var.ingress != null ? {
+    annotations                 = var.ingress.annotations
+    tls_secret_name             = var.ingress.tls_secret_name
+    cert_manager_cluster_issuer = var.ingress.cert_manager_cluster_issuer
+    cert_manager_issuer         = var.ingress.cert_manager_issuer
+    } : var.gateway != null ? {
+    annotations                 = var.gateway.annotations
+    tls_secret_name             = var.gateway.tls_secret_name
+    cert_manager_cluster_issuer = var.gateway.cert_manager_cluster_issuer
+    cert_manager_issuer         = var.gateway.cert_manager_issuer
+  } : null
+  edge_common = local.edge == null ? "{}" : jsonencode(merge(
+    length(local.edge.annotations) > 0 ? { annotations = local.edge.annotations } : {},
+    local.edge.tls_secret_name == null && local.edge.cert_manager_cluster_issuer == null && local.edge.cert_manager_issuer == null ? {} : {
+      tls = merge(
+        local.edge.tls_secret_name == null ? {} : { secretName = local.edge.tls_secret_name },
+        local.edge.cert_manager_cluster_issuer == null && local.edge.cert_manager_issuer == null ? {} : {
+          certManager = local.edge.cert_manager_cluster_issuer != null ? { clusterIssuer = local.edge.cert_manager_cluster_issuer } : { issuer = local.edge.cert_manager_issuer }
+        },
+      )
+    },
+  ))
+
+  spec_networking = jsondecode(var.ingress != null ? jsonencode(merge(
     { mode = "ingress" },
-    length(var.ingress.annotations) > 0 ? { annotations = var.ingress.annotations } : {},
+    jsondecode(local.edge_common),
     var.ingress.class_name == null && var.ingress.name == null ? {} : {
       ingress = merge(
         var.ingress.class_name == null ? {} : { ingressClassName = var.ingress.class_name },
         var.ingress.name == null ? {} : { name = var.ingress.name },
       )
     },
-    var.ingress.tls_secret_name == null && var.ingress.cert_manager_cluster_issuer == null && var.ingress.cert_manager_issuer == null ? {} : {
-      tls = merge(
-        var.ingress.tls_secret_name == null ? {} : { secretName = var.ingress.tls_secret_name },
-        var.ingress.cert_manager_cluster_issuer == null && var.ingress.cert_manager_issuer == null ? {} : {
-          certManager = var.ingress.cert_manager_cluster_issuer != null ? { clusterIssuer = var.ingress.cert_manager_cluster_issuer } : { issuer = var.ingress.cert_manager_issuer }
+    )) : var.gateway != null ? jsonencode(merge(
+    { mode = "gateway" },
+    jsondecode(local.edge_common),
+    {
+      gatewayAPI = merge(
+        {
+          gateway = merge(
+            { managed = var.gateway.managed },
+            var.gateway.gateway_class_name == null ? {} : { gatewayClassName = var.gateway.gateway_class_name },
+            local.gateway_ref == null ? {} : { gatewayRef = local.gateway_ref },
+            length(local.gateway_listeners) == 0 ? {} : { listeners = local.gateway_listeners },
+            length(var.gateway.infrastructure_annotations) == 0 ? {} : { infrastructureAnnotations = var.gateway.infrastructure_annotations },
+          )
         },
+        var.gateway.listener_name == null ? {} : { listenerName = var.gateway.listener_name },
       )
     },
-  )))
+  )) : jsonencode({ mode = "" }))
 
   spec = merge(
     {
@@ -295,6 +350,10 @@ resource "helm_release" "instance" {
     precondition {
       condition     = !local.has_license_literal || var.license_secret == null
       error_message = "Set license or license_secret, not both."
+    }
+    precondition {
+      condition     = var.ingress == null || var.gateway == null
+      error_message = "Set ingress or gateway (the networking mode), not both."
     }
   }
 

@@ -460,7 +460,7 @@ variable "kafka" {
 # ---------------------------------------------------------------------------------------------
 
 variable "ingress" {
-  description = "One Ingress with every W&B path (spec.networking.mode = ingress); null = no operator-managed edge. Set at most one of cert_manager_cluster_issuer / cert_manager_issuer (cert-manager then fills tls_secret_name)."
+  description = "One Ingress with every W&B path (spec.networking.mode = ingress); null = no operator-managed edge (see also gateway; set at most one of ingress / gateway). Set at most one of cert_manager_cluster_issuer / cert_manager_issuer (cert-manager then fills tls_secret_name)."
   type = object({
     class_name                  = optional(string)
     name                        = optional(string)
@@ -473,6 +473,72 @@ variable "ingress" {
   validation {
     condition     = var.ingress == null || try(var.ingress.cert_manager_cluster_issuer, null) == null || try(var.ingress.cert_manager_issuer, null) == null
     error_message = "ingress takes cert_manager_cluster_issuer or cert_manager_issuer, not both."
+  }
+}
+
+variable "gateway" {
+  description = <<-EOT
+    Gateway API edge (spec.networking.mode = gateway): one HTTPRoute per W&B app, attached to a
+    Gateway that the operator creates (managed = true: gateway_class_name required, listeners
+    derived from hostname when empty) or to an existing one (managed = false: gateway_ref
+    required). Needs the Gateway API CRDs (gateway.networking.k8s.io/v1) in the cluster. null = no
+    Gateway API objects. Set at most one of ingress / gateway, and at most one of
+    cert_manager_cluster_issuer / cert_manager_issuer. `annotations`, `tls_secret_name` and the
+    issuers apply to the managed Gateway.
+  EOT
+  type = object({
+    managed            = bool
+    gateway_class_name = optional(string)
+    gateway_ref = optional(object({
+      name      = string
+      namespace = optional(string)
+    }))
+    listener_name              = optional(string)
+    infrastructure_annotations = optional(map(string), {})
+    listeners = optional(list(object({
+      name     = string
+      port     = number
+      protocol = string
+      hostname = optional(string)
+      tls = optional(object({
+        mode = optional(string)
+        certificate_ref = optional(object({
+          name      = string
+          namespace = optional(string)
+        }))
+      }))
+    })), [])
+    annotations                 = optional(map(string), {})
+    tls_secret_name             = optional(string)
+    cert_manager_cluster_issuer = optional(string)
+    cert_manager_issuer         = optional(string)
+  })
+  default = null
+  validation {
+    condition     = var.gateway == null || !try(var.gateway.managed, false) || try(var.gateway.gateway_class_name, null) != null
+    error_message = "gateway.managed = true needs gateway.gateway_class_name."
+  }
+  validation {
+    condition     = var.gateway == null || !try(var.gateway.managed, false) || try(var.gateway.gateway_ref, null) == null
+    error_message = "gateway.gateway_ref must not be set when gateway.managed = true (the operator creates <instance_name>-gateway)."
+  }
+  validation {
+    condition     = var.gateway == null || try(var.gateway.managed, false) || try(var.gateway.gateway_ref, null) != null
+    error_message = "gateway.managed = false needs gateway.gateway_ref (the existing Gateway the routes attach to)."
+  }
+  validation {
+    condition     = var.gateway == null || try(var.gateway.managed, false) || length(try(var.gateway.listeners, [])) + length(try(var.gateway.infrastructure_annotations, {})) == 0
+    error_message = "gateway.listeners and gateway.infrastructure_annotations configure the managed Gateway: they need gateway.managed = true."
+  }
+  validation {
+    condition = var.gateway == null || alltrue([
+      for l in try(var.gateway.listeners, []) : l.port >= 1 && l.port <= 65535
+    ])
+    error_message = "gateway.listeners: port must be between 1 and 65535."
+  }
+  validation {
+    condition     = var.gateway == null || try(var.gateway.cert_manager_cluster_issuer, null) == null || try(var.gateway.cert_manager_issuer, null) == null
+    error_message = "gateway takes cert_manager_cluster_issuer or cert_manager_issuer, not both."
   }
 }
 

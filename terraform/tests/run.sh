@@ -16,8 +16,11 @@
 # checked after destroy). Under kwok the in-cluster operator pods are fakes, so the built
 # `wandb-operator` (cargo's target dir; built when missing) runs on the host
 # (`run -n <instance namespace>`) and the test asserts the resource becomes Ready (the module's
-# wait_for_ready), records the generated credential Secrets, destroys, and asserts
-# (retention_policy = detach) that they remain.
+# wait_for_ready), records the generated credential Secrets, applies again in gateway mode (the
+# Gateway API CRDs are installed first; the ingress is replaced by a managed Gateway: the resource
+# as stored, the Gateway, the HTTPRoutes and the pruned Ingress are checked), destroys, and asserts
+# (retention_policy = detach) that they remain. offline also renders tests/render-gateway (a
+# managed Gateway with listeners, routes on an existing Gateway) and refuses bad gateway inputs.
 set -euo pipefail
 TF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPO="$(cd "$TF_DIR/.." && pwd)"
@@ -74,7 +77,7 @@ offline() {
   "$TERRAFORM" fmt -check -recursive -diff "$TF_DIR" || fail "terraform fmt: run terraform fmt -recursive terraform"
   local copy="$WORK/offline" d
   copy_tree "$copy"
-  for d in terraform terraform/examples/aws terraform/examples/gcp terraform/examples/azure terraform/tests/apply terraform/tests/render; do
+  for d in terraform terraform/examples/aws terraform/examples/gcp terraform/examples/azure terraform/tests/apply terraform/tests/render terraform/tests/render-gateway; do
     say "init + validate $d"
     tf "$copy/$d" init -input=false -backend=false -no-color >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log" >&2; fail "terraform init $d"; }
     grep -q 'Installed hashicorp/helm v1.3.2' "$WORK/init.log" || { cat "$WORK/init.log" >&2; fail "$d: helm provider not from the mirror"; }
@@ -82,6 +85,7 @@ offline() {
   done
   invalid_inputs "$copy/terraform/tests/apply"
   render_check "$copy/terraform/tests/render"
+  render_gateway_check "$copy/terraform/tests/render-gateway"
 }
 
 # The spec the module renders for tests/render (every external service, SSO, SMTP, proxy Secret),
@@ -127,6 +131,58 @@ PY
   say "render: spec checked; accepted by $bin render"
 }
 
+# Gateway mode: the spec.networking that tests/render-gateway renders for a managed Gateway and for
+# routes on an existing one, checked field by field and accepted by `wandb-operator render`.
+# Leaves $WORK/render-gateway-*.json for apply's server-side dry run.
+render_gateway_check() {
+  local dir="$1" bin f
+  say "render: gateway mode (tests/render-gateway)"
+  tf "$dir" init -input=false -no-color >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log" >&2; fail "terraform init tests/render-gateway"; }
+  echo 'jsonencode({managed = module.managed.instance_spec, referenced = module.referenced.instance_spec})' \
+    | tf "$dir" console -no-color >"$WORK/render-gateway.json" 2>"$WORK/console.log" \
+    || { cat "$WORK/console.log" >&2; fail "terraform console tests/render-gateway"; }
+  python3 - "$WORK/render-gateway.json" "$WORK" <<'PY' || fail "tests/render-gateway: the rendered spec is wrong"
+import json, sys
+specs = json.loads(json.loads(open(sys.argv[1]).read()))
+def check(ok, what, n):
+    if not ok: sys.exit("spec.networking: " + what + ": " + json.dumps(n, indent=1))
+n = specs["managed"]["networking"]
+check(n == {
+    "mode": "gateway",
+    "annotations": {"a/b": "x,y"},
+    "tls": {"certManager": {"clusterIssuer": "letsencrypt"}},
+    "gatewayAPI": {
+        "gateway": {
+            "managed": True,
+            "gatewayClassName": "eg",
+            "infrastructureAnnotations": {"example.com/lb": "internal"},
+            "listeners": [
+                {"name": "web", "port": 80, "protocol": "HTTP"},
+                {"name": "web-tls", "port": 443, "protocol": "HTTPS", "hostname": "wandb.example.com",
+                 "tls": {"mode": "Terminate", "certificateRef": {"name": "gw-cert"}}},
+            ],
+        },
+        "listenerName": "web-tls",
+    },
+}, "managed Gateway (no null attributes, no ingress)", n)
+n = specs["referenced"]["networking"]
+check(n == {
+    "mode": "gateway",
+    "gatewayAPI": {"gateway": {"managed": False, "gatewayRef": {"name": "shared", "namespace": "edge"}}, "listenerName": "https"},
+}, "existing Gateway", n)
+for name, spec in specs.items():
+    json.dump({"apiVersion": "apps.wandb.com/v2", "kind": "WeightsAndBiases",
+               "metadata": {"name": name, "namespace": "team-gw"}, "spec": spec},
+              open(sys.argv[2] + "/render-gateway-" + name + ".json", "w"))
+PY
+  bin="$(find_operator)"
+  for f in "$WORK"/render-gateway-*.json; do
+    "$bin" render -f "$f" >"$WORK/render.out" 2>&1 || { cat "$WORK/render.out" >&2; fail "wandb-operator render refused $(basename "$f")"; }
+  done
+  grep -q '^kind: HTTPRoute' "$WORK/render.out" || { cat "$WORK/render.out" >&2; fail "wandb-operator render: no HTTPRoute for the gateway-mode resource"; }
+  say "render: gateway mode checked; accepted by $bin render"
+}
+
 # A bad input must fail at plan time with the module's message (plan -refresh=false never
 # contacts the cluster for these: validation runs first).
 invalid_inputs() {
@@ -148,6 +204,12 @@ invalid_inputs() {
   run_invalid 'retention_policy = "keep"' 's/retention_policy    = "detach"/retention_policy = "keep"/' 'retention_policy must be'
   run_invalid 'proxy URL with credentials' 's|http://proxy.tf.test:3128|http://user:pw@proxy.tf.test:3128|' 'without credentials'
   run_invalid 'rbac_scope = "global"' 's/rbac_scope         = "namespaced"/rbac_scope = "global"/' 'rbac_scope must be'
+  local gw='/^  ingress = {/,/^  }/c\  gateway = '
+  run_invalid 'ingress and gateway' 's/^  ingress = {/  gateway = { managed = true, gateway_class_name = "eg" }\n  ingress = {/' 'Set ingress or gateway'
+  run_invalid 'managed gateway without a class' "$gw"'{ managed = true }' 'needs gateway.gateway_class_name'
+  run_invalid 'unmanaged gateway without a ref' "$gw"'{ managed = false, gateway_class_name = "eg" }' 'needs gateway.gateway_ref'
+  run_invalid 'managed gateway with a ref' "$gw"'{ managed = true, gateway_class_name = "eg", gateway_ref = { name = "x" } }' 'must not be set when gateway.managed'
+  run_invalid 'gateway listener port 0' "$gw"'{ managed = true, gateway_class_name = "eg", listeners = [{ name = "l", port = 0, protocol = "HTTP" }] }' 'port must be between'
   cp "$tmpl" "$dir/main.tf"
 }
 
@@ -220,6 +282,17 @@ apply() {
   local prov_pid=$!
   CLEANUP+=("kill $prov_pid" "'${kubectl}' --kubeconfig '$kc' delete pv -l wandb-terraform-test/namespace='$ns' --wait=false")
 
+  # The Gateway API CRDs (cluster-wide, idempotent server-side apply, left installed as the Rust
+  # tests leave them), before the operator starts so that it watches Gateways and HTTPRoutes:
+  # the second apply below switches the instance to gateway mode.
+  "$REPO/scripts/build-k8s-bins.sh" gatewayapi >&2
+  local gwapi; gwapi="$("$REPO/scripts/build-k8s-bins.sh" --print-dir gatewayapi)"
+  "${k[@]}" apply --server-side --force-conflicts --field-manager=wandb-terraform-test \
+    -f "$gwapi" >/dev/null || fail "installing the Gateway API CRDs"
+  "${k[@]}" wait --for=condition=Established --timeout=60s \
+    crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io >/dev/null \
+    || fail "the Gateway API CRDs are not Established"
+
   op="$(find_operator)"
     # Copied: a concurrent cargo build must not replace it under us.
     cp "$op" "$WORK/wandb-operator"
@@ -253,6 +326,14 @@ apply() {
       || fail "the API server refused the tests/render resource (CRD schema / CEL rules)"
     say "tests/render resource accepted by the API server (dry run)"
   fi
+  local f
+  for f in "$WORK"/render-gateway-*.json; do
+    [ -f "$f" ] || continue
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["metadata"]["namespace"]=sys.argv[2]; print(json.dumps(d))' \
+      "$f" "$ns" | "${k[@]}" apply --dry-run=server -f - >/dev/null \
+      || fail "the API server refused $(basename "$f") (CRD schema / CEL rules)"
+    say "$(basename "$f" .json) resource accepted by the API server (dry run)"
+  done
   [ "$(tf "$dir" output -raw url)" = "https://wandb.tf.test" ] || fail "output url"
   [ "$(tf "$dir" output -raw service_account_name)" = "wandb-app" ] || fail "output service_account_name"
   [ "$(tf "$dir" output -raw operator_release_name)" = "wandb-operator" ] || fail "output operator_release_name"
@@ -291,6 +372,48 @@ for ref in sorted({r["name"] for r in (st.get("generatedSecrets") or {}).values(
     [ "${#generated[@]}" -gt 0 ] || fail "status.generatedSecrets is empty: nothing to check retention with"
     say "generated credential Secrets: ${generated[*]}"
   fi
+
+  # Gateway mode, applied: the same instance with its ingress replaced by a managed Gateway. The
+  # module renders the CR (checked as stored), the operator builds the Gateway and the routes and
+  # prunes the Ingress, and wait_for_ready sees Ready again.
+  say "apply in gateway mode (ingress replaced by a managed Gateway)"
+  sed -i '/^  ingress = {/,/^  }/c\  gateway = { managed = true, gateway_class_name = "eg", infrastructure_annotations = { "example.com/lb" = "internal" }, cert_manager_cluster_issuer = "letsencrypt" }' "$dir/main.tf"
+  grep -q '^  gateway = { managed = true' "$dir/main.tf" || fail "tests/apply: could not switch to gateway mode"
+  if ! tf "$dir" apply -auto-approve -input=false -no-color "${vars[@]}" >"$WORK/apply-gateway.log" 2>&1; then
+    cat "$WORK/apply-gateway.log" >&2
+    say "operator log (tail):"; tail -n 40 "$WORK/operator.log" >&2
+    "${k[@]}" get weightsandbiases -n "$ns" -o yaml >&2 || true
+    fail "terraform apply (gateway mode)"
+  fi
+  "${k[@]}" -n "$ns" get weightsandbiases.apps.wandb.com wandb -o json | python3 -c '
+import json, sys
+n = json.load(sys.stdin)["spec"]["networking"]
+want = {"mode": "gateway", "tls": {"certManager": {"clusterIssuer": "letsencrypt"}},
+        "gatewayAPI": {"gateway": {"managed": True, "gatewayClassName": "eg",
+                                   "infrastructureAnnotations": {"example.com/lb": "internal"}}}}
+if n != want: sys.exit("spec.networking after the gateway-mode apply: " + json.dumps(n))
+' || fail "the resource's spec.networking is not the gateway mode the module rendered"
+  # wait_for_ready may have seen the Ready of the previous generation: poll for the outcome.
+  local i gw_ok=false
+  for i in $(seq 1 60); do
+    if [ "$("${k[@]}" -n "$ns" get gateways.gateway.networking.k8s.io wandb-gateway -o jsonpath='{.spec.gatewayClassName}' 2>/dev/null)" = eg ] \
+      && "${k[@]}" -n "$ns" get httproutes.gateway.networking.k8s.io -l app.kubernetes.io/instance=wandb -o name | grep -q . \
+      && [ -z "$("${k[@]}" -n "$ns" get ingresses -l app.kubernetes.io/instance=wandb -o name)" ] \
+      && [ "$("${k[@]}" -n "$ns" get weightsandbiases.apps.wandb.com wandb -o json | python3 -c '
+import json, sys
+cr = json.load(sys.stdin)
+ready = [c for c in cr.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+print(bool(ready) and ready[0]["status"] == "True" and ready[0].get("observedGeneration") == cr["metadata"]["generation"])')" = True ]; then
+      gw_ok=true; break
+    fi
+    sleep 1
+  done
+  [ "$gw_ok" = true ] || {
+    "${k[@]}" -n "$ns" get weightsandbiases.apps.wandb.com wandb -o yaml >&2
+    "${k[@]}" -n "$ns" get gateways.gateway.networking.k8s.io,httproutes.gateway.networking.k8s.io,ingresses >&2
+    fail "gateway mode: expected Ready (current generation), Gateway wandb-gateway of class eg, HTTPRoutes, no Ingress"
+  }
+  say "gateway mode: resource Ready, Gateway wandb-gateway and $("${k[@]}" -n "$ns" get httproutes.gateway.networking.k8s.io -l app.kubernetes.io/instance=wandb -o name | wc -l) HTTPRoute(s), Ingress pruned"
 
   say "destroy"
   if ! tf "$dir" destroy -auto-approve -input=false -no-color "${vars[@]}" >"$WORK/destroy.log" 2>&1; then

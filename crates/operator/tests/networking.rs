@@ -122,6 +122,10 @@ async fn gateway_mode_routes_every_app_and_switching_to_ingress_prunes_the_route
     let writes = poke_and_count_writes(&running, &ns, "w").await;
     assert_eq!(writes.last(), Some(&0), "writes per reconcile: {writes:?}");
 
+    // The controller watches the Gateway API objects it owns: a deleted route, an edited route
+    // and an edited Gateway are restored within seconds (the periodic pass is 5 minutes away).
+    repairs_gateway_api_objects_through_the_watch(&running, &ns, &routes, &gateways).await;
+
     // Switching to ingress prunes the routes and the Gateway, and creates the Ingress.
     wb.patch(
         "w",
@@ -141,6 +145,101 @@ async fn gateway_mode_routes_every_app_and_switching_to_ingress_prunes_the_route
     .await;
     wait_ready(&wb, "w").await;
     running.finish(ns).await;
+}
+
+/// How long a repair through the watch may take: well under the 5-minute periodic pass.
+const REPAIR: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Deletes the instance's route, then edits it and its Gateway by hand; each is put back.
+async fn repairs_gateway_api_objects_through_the_watch(
+    running: &common::Running,
+    ns: &TestNamespace,
+    routes: &Api<DynamicObject>,
+    gateways: &Api<DynamicObject>,
+) {
+    // Each change is made once the controller is idle, so that only the watch can explain the
+    // reconcile that repairs it (and not one still queued by the previous step).
+    let idle = || settle(running, ns);
+    idle().await;
+    let before = serde_json::to_value(routes.get("w-app").await.unwrap()).unwrap();
+    let uid = before["metadata"]["uid"].clone();
+    routes
+        .delete("w-app", &Default::default())
+        .await
+        .expect("deleting the route");
+    let restored = wait_for("the deleted HTTPRoute to be recreated", REPAIR, || async {
+        Ok(routes
+            .get_opt("w-app")
+            .await?
+            .map(|o| serde_json::to_value(o).unwrap())
+            .filter(|o| o["metadata"]["uid"] != uid))
+    })
+    .await;
+    assert_eq!(restored["spec"]["rules"], before["spec"]["rules"]);
+    assert_eq!(restored["metadata"]["ownerReferences"][0]["name"], "w");
+
+    // Edits as `kubectl edit` makes them: the route's path, then the Gateway's class.
+    idle().await;
+    let mut rules = before["spec"]["rules"].clone();
+    rules[0]["matches"][0]["path"]["value"] = json!("/edited");
+    routes
+        .patch(
+            "w-app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"rules": rules}})),
+        )
+        .await
+        .expect("editing the route");
+    let edited = serde_json::to_value(routes.get("w-app").await.unwrap()).unwrap();
+    assert_eq!(
+        edited["spec"]["rules"][0]["matches"][0]["path"]["value"],
+        "/edited"
+    );
+    wait_for("the edited HTTPRoute to be restored", REPAIR, || async {
+        let route = serde_json::to_value(routes.get("w-app").await?).unwrap();
+        Ok((route["spec"]["rules"] == before["spec"]["rules"]).then_some(()))
+    })
+    .await;
+
+    idle().await;
+    gateways
+        .patch(
+            "w-gateway",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"gatewayClassName": "edited"}})),
+        )
+        .await
+        .expect("editing the Gateway");
+    let edited = gateways.get("w-gateway").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&edited).unwrap()["spec"]["gatewayClassName"],
+        "edited"
+    );
+    wait_for("the edited Gateway to be restored", REPAIR, || async {
+        let gw = serde_json::to_value(gateways.get("w-gateway").await?).unwrap();
+        Ok((gw["spec"]["gatewayClassName"] == "eg").then_some(()))
+    })
+    .await;
+}
+
+/// Waits until instance `w` has been idle for 3 s (at most 30 s): its recent reconciles' write
+/// counts and the total of writes have not changed (a reconcile that writes nothing shows only
+/// while fewer than the kept history have run; the 3 s cover its debounce and run anyway).
+async fn settle(running: &common::Running, ns: &TestNamespace) {
+    let seen = || {
+        (
+            running.ctx.write_history(ns.name(), "w"),
+            running.ctx.total_writes(),
+        )
+    };
+    for _ in 0..10 {
+        let before = seen();
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        if seen() == before {
+            return;
+        }
+    }
+    panic!("instance w keeps being reconciled");
 }
 
 /// Whether the cluster serves HTTPRoutes (the Gateway API CRDs are installed).

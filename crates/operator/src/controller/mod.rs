@@ -17,6 +17,8 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::DynamicObject;
+use kube::core::GroupVersion;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
@@ -24,6 +26,8 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::names;
+
+use crate::apply::{api_resource, is_not_served};
 
 pub use cleanup::owner_for;
 
@@ -103,6 +107,58 @@ where
     )
 }
 
+/// The Gateway API group version of the objects that `networking.mode: gateway` renders.
+const GATEWAY_API: &str = "gateway.networking.k8s.io/v1";
+
+/// The Gateway API kinds the controller watches as owned objects when the cluster serves them.
+const GATEWAY_KINDS: [&str; 2] = ["Gateway", "HTTPRoute"];
+
+/// Whether the API server serves every kind of [`GATEWAY_KINDS`] (the Gateway API CRDs are
+/// installed), asked once through discovery, which needs no RBAC on the resources themselves.
+/// Any failure counts as not served: a watch on a kind the cluster does not serve would fail
+/// forever, while a missing watch only leaves repairs to the periodic pass.
+pub async fn gateway_api_served(client: &Client) -> bool {
+    let gv: GroupVersion = match GATEWAY_API.parse() {
+        Ok(gv) => gv,
+        Err(_) => return false,
+    };
+    match kube::discovery::pinned_group(client, &gv).await {
+        Ok(group) => {
+            let kinds: Vec<String> = group
+                .versioned_resources(&gv.version)
+                .into_iter()
+                .map(|(r, _)| r.kind)
+                .collect();
+            GATEWAY_KINDS
+                .iter()
+                .all(|k| kinds.iter().any(|served| served == k))
+        }
+        Err(e) if is_not_served(&e) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, group_version = GATEWAY_API, "Gateway API discovery failed");
+            false
+        }
+    }
+}
+
+/// Watches the Gateway API objects (see [`GATEWAY_KINDS`]) that the instances own.
+fn owned_gateway_api(
+    mut c: Controller<WeightsAndBiases>,
+    client: &Client,
+    ns: Option<&str>,
+) -> Controller<WeightsAndBiases> {
+    let managed = format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGED_BY);
+    for kind in GATEWAY_KINDS {
+        let ar = api_resource(GATEWAY_API, kind);
+        let api = match ns {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ar),
+            None => Api::<DynamicObject>::all_with(client.clone(), &ar),
+        };
+        c = c.owns_with(api, ar, watcher::Config::default().labels(&managed));
+    }
+    c
+}
+
 /// Runs the controller for `namespaces` (all namespaces when empty) until `shutdown` resolves;
 /// in-flight reconciles are drained first.
 pub async fn run(ctx: Arc<Context>, namespaces: &[String], concurrency: u16, shutdown: Shutdown) {
@@ -111,6 +167,21 @@ pub async fn run(ctx: Arc<Context>, namespaces: &[String], concurrency: u16, shu
     } else {
         namespaces.iter().map(|n| Some(n.as_str())).collect()
     };
+    // Checked once: a cluster that gets the Gateway API CRDs later has its gateway-mode objects
+    // repaired by the periodic pass only, until the operator restarts.
+    let watch_gateway_api = gateway_api_served(&ctx.client).await;
+    if watch_gateway_api {
+        tracing::info!(
+            group_version = GATEWAY_API,
+            "the cluster serves the Gateway API; watching owned Gateways and HTTPRoutes"
+        );
+    } else {
+        tracing::info!(
+            group_version = GATEWAY_API,
+            "the cluster does not serve the Gateway API (Gateway, HTTPRoute): gateway-mode objects \
+             are repaired only on the periodic pass until the operator restarts"
+        );
+    }
     let runs = scopes.into_iter().map(|ns| {
         let client = ctx.client.clone();
         let mut c = Controller::new(
@@ -124,6 +195,9 @@ pub async fn run(ctx: Arc<Context>, namespaces: &[String], concurrency: u16, shu
         c = owned::<Secret>(c, &client, ns);
         c = owned::<ConfigMap>(c, &client, ns);
         c = owned::<Ingress>(c, &client, ns);
+        if watch_gateway_api {
+            c = owned_gateway_api(c, &client, ns);
+        }
         tracing::info!(
             namespace = ns.unwrap_or("<all>"),
             concurrency,
