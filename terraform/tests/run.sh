@@ -340,7 +340,7 @@ apply() {
   "${k[@]}" -n "$opns" rollout status deployment -l app.kubernetes.io/name=wandb-operator --timeout=60s >/dev/null 2>&1 \
     || "${k[@]}" -n "$opns" get deployment >&2
   [ "$("${k[@]}" -n "$opns" get deployment -o jsonpath='{.items[0].status.availableReplicas}')" -ge 1 ] || fail "operator Deployment not available"
-  "${k[@]}" -n "$ns" get role,rolebinding -o name | grep -q . || fail "no Role in the watched namespace (rbac_scope = namespaced)"
+  "${k[@]}" -n "$ns" get role,rolebinding -o name | grep . >/dev/null || fail "no Role in the watched namespace (rbac_scope = namespaced)"
   local cr; cr="$("${k[@]}" -n "$ns" get weightsandbiases.apps.wandb.com wandb -o json)" || fail "the WeightsAndBiases resource does not exist"
   echo "$cr" | python3 -c '
 import json, sys
@@ -397,7 +397,7 @@ if n != want: sys.exit("spec.networking after the gateway-mode apply: " + json.d
   local i gw_ok=false
   for i in $(seq 1 60); do
     if [ "$("${k[@]}" -n "$ns" get gateways.gateway.networking.k8s.io wandb-gateway -o jsonpath='{.spec.gatewayClassName}' 2>/dev/null)" = eg ] \
-      && "${k[@]}" -n "$ns" get httproutes.gateway.networking.k8s.io -l app.kubernetes.io/instance=wandb -o name | grep -q . \
+      && "${k[@]}" -n "$ns" get httproutes.gateway.networking.k8s.io -l app.kubernetes.io/instance=wandb -o name | grep . >/dev/null \
       && [ -z "$("${k[@]}" -n "$ns" get ingresses -l app.kubernetes.io/instance=wandb -o name)" ] \
       && [ "$("${k[@]}" -n "$ns" get weightsandbiases.apps.wandb.com wandb -o json | python3 -c '
 import json, sys

@@ -92,7 +92,7 @@ offline() {
   expect_invalid "defaultManifestRepository" --set defaultManifestRepository=https://example.com/m
   # ...and a good one reaches the operator's arguments.
   "$HELM" template x "$CHART_DIR" --set defaultManifestRepository=oci://mirror.example.com/wandb/server-manifest \
-    | grep -qF -- "--default-manifest-repository=oci://mirror.example.com/wandb/server-manifest" \
+    | grep -F -- "--default-manifest-repository=oci://mirror.example.com/wandb/server-manifest" >/dev/null \
     || fail "defaultManifestRepository is not passed to the operator"
 }
 
