@@ -254,6 +254,7 @@ async fn gateway_api_served(ns: &TestNamespace) -> bool {
 }
 
 /// On a control plane of its own: the shared one gets the Gateway API CRDs from the test above.
+/// Ends by installing them, which the running operator must pick up.
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn gateway_mode_without_the_gateway_api_is_stalled_with_an_event_and_the_apps_roll_out() {
@@ -264,7 +265,9 @@ async fn gateway_mode_without_the_gateway_api_is_stalled_with_an_event_and_the_a
         "a fresh control plane has no Gateway API CRDs"
     );
     let _pv = ns.start_volume_provisioner();
-    let running = start(&ns).await;
+    let mut ctx = wandb_operator::controller::Context::new(ns.client());
+    ctx.gateway_api_recheck = std::time::Duration::from_secs(1);
+    let running = common::start_with(&ns, vec![ns.name().to_string()], ctx).await;
     ns.apply_yaml(concat!(
         "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n",
         "  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n",
@@ -309,6 +312,17 @@ async fn gateway_mode_without_the_gateway_api_is_stalled_with_an_event_and_the_a
             .then_some(()))
     })
     .await;
+
+    // The Gateway API is installed while the operator runs: it notices, restarts its controller
+    // with the Gateway API watches, and the instance becomes Ready without an operator restart
+    // (the stalled instance's own retry is 2 minutes away) and its routes are repaired at once.
+    wandb_testkit::install_gateway_api(&ns.client())
+        .await
+        .expect("installing the Gateway API CRDs");
+    wait_ready(&wb, "w").await;
+    let routes = gateway_api(&ns, "HTTPRoute");
+    let gateways = gateway_api(&ns, "Gateway");
+    repairs_gateway_api_objects_through_the_watch(&running, &ns, &routes, &gateways).await;
     running.finish(ns).await;
     drop(private);
 }

@@ -11,6 +11,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use tokio::sync::OnceCell;
 
 use crate::{apply_yaml, condition_status, wait_for};
@@ -23,41 +26,63 @@ pub const GATEWAY_API_CRDS: [&str; 4] = [
     "referencegrants.gateway.networking.k8s.io",
 ];
 
-static INSTALLED: OnceCell<()> = OnceCell::const_new();
+/// One installation per cluster (by API server URL) and test process: a test on a private
+/// cluster must not be told "done" because the shared one has them.
+static INSTALLED: Mutex<Option<HashMap<String, Arc<OnceCell<()>>>>> = Mutex::new(None);
 
-/// Installs the Gateway API CRDs into the test cluster and waits until they are Established.
-/// Once per test process; the server-side apply is idempotent, so concurrent test processes and
-/// clusters that already have them are fine. CRDs are cluster-wide and are left installed.
+/// Installs the Gateway API CRDs into the client's cluster and waits until they are
+/// Established. Once per cluster and test process; the server-side apply is idempotent, so
+/// concurrent test processes and clusters that already have them are fine. CRDs are
+/// cluster-wide and are left installed.
 pub async fn install_gateway_api(client: &Client) -> anyhow::Result<()> {
-    INSTALLED
-        .get_or_try_init(|| async {
-            let dir = tokio::task::spawn_blocking(crd_dir).await??;
-            for crd in GATEWAY_API_CRDS {
-                let plural = crd.split('.').next().unwrap_or_default();
-                let file = dir.join(format!("gateway.networking.k8s.io_{plural}.yaml"));
-                let yaml = std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-                apply_yaml(client, None, &yaml).await?;
-            }
-            let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-            for crd in GATEWAY_API_CRDS {
-                wait_for(
-                    &format!("CRD {crd} to be Established"),
-                    Duration::from_secs(60),
-                    || async {
-                        let v = serde_json::to_value(api.get(crd).await?)?;
-                        Ok(
-                            (condition_status(&v, "Established").as_deref() == Some("True"))
-                                .then_some(()),
-                        )
-                    },
-                )
-                .await;
-            }
-            anyhow::Ok(())
-        })
-        .await?;
+    let key = cluster_id(client).await?;
+    let cell = {
+        let mut all = INSTALLED.lock().expect("not poisoned");
+        all.get_or_insert_with(HashMap::new)
+            .entry(key)
+            .or_default()
+            .clone()
+    };
+    cell.get_or_try_init(|| async {
+        let dir = tokio::task::spawn_blocking(crd_dir).await??;
+        for crd in GATEWAY_API_CRDS {
+            let plural = crd.split('.').next().unwrap_or_default();
+            let file = dir.join(format!("gateway.networking.k8s.io_{plural}.yaml"));
+            let yaml = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            apply_yaml(client, None, &yaml).await?;
+        }
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in GATEWAY_API_CRDS {
+            wait_for(
+                &format!("CRD {crd} to be Established"),
+                Duration::from_secs(60),
+                || async {
+                    let v = serde_json::to_value(api.get(crd).await?)?;
+                    Ok(
+                        (condition_status(&v, "Established").as_deref() == Some("True"))
+                            .then_some(()),
+                    )
+                },
+            )
+            .await;
+        }
+        anyhow::Ok(())
+    })
+    .await?;
     Ok(())
+}
+
+/// Which cluster a client talks to: the uid of its `kube-system` namespace, unique per cluster.
+async fn cluster_id(client: &Client) -> anyhow::Result<String> {
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let uid = ns
+        .get("kube-system")
+        .await
+        .context("reading namespace kube-system")?
+        .metadata
+        .uid;
+    uid.context("namespace kube-system has no uid")
 }
 
 /// The folder holding the CRD files, fetched on demand (a cached run prints only "cached").

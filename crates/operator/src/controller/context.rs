@@ -21,6 +21,8 @@ pub struct Context {
     pub oci: crate::manifests::OciLoader,
     /// How long a failed preflight stands before the endpoint is checked again.
     pub preflight_retry: Duration,
+    /// How often a cluster without the Gateway API is asked whether it serves it now.
+    pub gateway_api_recheck: Duration,
     failures: Mutex<HashMap<String, u32>>,
     /// Last preflight per external service (`ns/cr/kind/instance`): (what was checked: endpoint,
     /// TLS mode and a hash of the certificates; problem).
@@ -55,6 +57,7 @@ impl Context {
             default_manifest: "builtin://".into(),
             oci: crate::manifests::OciLoader::default(),
             preflight_retry: PREFLIGHT_RETRY,
+            gateway_api_recheck: Duration::from_secs(60),
             failures: Mutex::default(),
             preflight: Mutex::default(),
             writes: Mutex::default(),

@@ -161,27 +161,86 @@ fn owned_gateway_api(
 
 /// Runs the controller for `namespaces` (all namespaces when empty) until `shutdown` resolves;
 /// in-flight reconciles are drained first.
+///
+/// Watches on the Gateway API kinds need the cluster to serve them. When it does not, it is
+/// asked again every `ctx.gateway_api_recheck`; once the CRDs appear, the controller restarts
+/// (draining in-flight reconciles) with those watches, and its initial listing reconciles every
+/// instance at once, so nobody has to restart the operator after installing the Gateway API.
 pub async fn run(ctx: Arc<Context>, namespaces: &[String], concurrency: u16, shutdown: Shutdown) {
+    loop {
+        let watch_gateway_api = gateway_api_served(&ctx.client).await;
+        let (appeared_tx, appeared_rx) = tokio::sync::oneshot::channel::<()>();
+        let poller = if watch_gateway_api {
+            tracing::info!(
+                group_version = GATEWAY_API,
+                "the cluster serves the Gateway API; watching owned Gateways and HTTPRoutes"
+            );
+            None
+        } else {
+            tracing::info!(
+                group_version = GATEWAY_API,
+                every = ?ctx.gateway_api_recheck,
+                "the cluster does not serve the Gateway API (Gateway, HTTPRoute): gateway-mode \
+                 objects are repaired on the periodic pass until it does"
+            );
+            let client = ctx.client.clone();
+            let every = ctx.gateway_api_recheck;
+            Some(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if gateway_api_served(&client).await {
+                        let _ = appeared_tx.send(());
+                        return;
+                    }
+                }
+            }))
+        };
+        let appeared = async move {
+            // A dropped sender (the poller aborted) is not an appearance.
+            if appeared_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let outer = shutdown.clone();
+        let stop = shutdown_on(async move {
+            futures::pin_mut!(appeared);
+            futures::future::select(outer, appeared).await;
+        });
+        run_once(
+            ctx.clone(),
+            namespaces,
+            concurrency,
+            watch_gateway_api,
+            stop,
+        )
+        .await;
+        if let Some(p) = poller {
+            p.abort();
+        }
+        if shutdown.clone().now_or_never().is_some() {
+            break;
+        }
+        tracing::info!(
+            group_version = GATEWAY_API,
+            "the cluster now serves the Gateway API; restarting the controller to watch it"
+        );
+    }
+    tracing::info!("controller stopped");
+}
+
+/// One run of the controllers (one per namespace scope) until `shutdown` resolves.
+async fn run_once(
+    ctx: Arc<Context>,
+    namespaces: &[String],
+    concurrency: u16,
+    watch_gateway_api: bool,
+    shutdown: Shutdown,
+) {
     let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
         vec![None]
     } else {
         namespaces.iter().map(|n| Some(n.as_str())).collect()
     };
-    // Checked once: a cluster that gets the Gateway API CRDs later has its gateway-mode objects
-    // repaired by the periodic pass only, until the operator restarts.
-    let watch_gateway_api = gateway_api_served(&ctx.client).await;
-    if watch_gateway_api {
-        tracing::info!(
-            group_version = GATEWAY_API,
-            "the cluster serves the Gateway API; watching owned Gateways and HTTPRoutes"
-        );
-    } else {
-        tracing::info!(
-            group_version = GATEWAY_API,
-            "the cluster does not serve the Gateway API (Gateway, HTTPRoute): gateway-mode objects \
-             are repaired only on the periodic pass until the operator restarts"
-        );
-    }
     let runs = scopes.into_iter().map(|ns| {
         let client = ctx.client.clone();
         let mut c = Controller::new(
@@ -230,7 +289,6 @@ pub async fn run(ctx: Arc<Context>, namespaces: &[String], concurrency: u16, shu
     if let futures::future::Either::Right(_) = futures::future::select(all, deadline).await {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "controller did not stop in time; exiting anyway");
     }
-    tracing::info!("controller stopped");
 }
 
 /// Per-object exponential backoff: 1 s doubling to 5 min, reset by a successful reconcile.

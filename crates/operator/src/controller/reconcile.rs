@@ -30,6 +30,7 @@ const REQUEUE_READY: Duration = Duration::from_secs(300);
 const REQUEUE_PROGRESSING: Duration = Duration::from_secs(10);
 const REQUEUE_MIGRATING: Duration = Duration::from_secs(5);
 const REQUEUE_STALLED: Duration = Duration::from_secs(120);
+const REQUEUE_GATEWAY_API_MISSING: Duration = Duration::from_secs(20);
 
 pub async fn reconcile(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = cr
@@ -299,12 +300,17 @@ async fn apply_inner(
     } else {
         REQUEUE_PROGRESSING
     };
-    // An unreachable external service is looked at again when its failed preflight expires.
-    Ok(Action::requeue(if unreachable.is_empty() {
-        next_pass
-    } else {
-        next_pass.min(ctx.preflight_retry)
-    }))
+    // An unreachable external service is looked at again when its failed preflight expires;
+    // missing Gateway API CRDs soon, as they may just be being installed (a CRD can be listed
+    // by discovery a moment before its objects can be written).
+    let mut next_pass = next_pass;
+    if !unreachable.is_empty() {
+        next_pass = next_pass.min(ctx.preflight_retry);
+    }
+    if facts.gateway_api_missing {
+        next_pass = next_pass.min(REQUEUE_GATEWAY_API_MISSING);
+    }
+    Ok(Action::requeue(next_pass))
 }
 
 /// Whether the Job `o` exists (migration Jobs were observed already; others are looked up).
