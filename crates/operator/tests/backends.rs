@@ -469,18 +469,10 @@ async fn a_managed_service_in_another_namespace_stalls_and_creates_nothing() {
         msg.contains("spec.redis.default.managedRedis.namespace") && msg.contains("somewhere-else"),
         "{msg}"
     );
-    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
-    wait_for("an event naming the field", TIMEOUT, || async {
-        Ok(events
-            .list(&Default::default())
-            .await?
-            .items
-            .into_iter()
-            .find(|e| {
-                e.message
-                    .as_deref()
-                    .is_some_and(|m| m.contains("managedRedis.namespace"))
-            }))
+    common::wait_for_event(&ns, "an event naming the field", |e| {
+        e.note
+            .as_deref()
+            .is_some_and(|m| m.contains("managedRedis.namespace"))
     })
     .await;
     let sts: Api<StatefulSet> = ns.api();

@@ -321,17 +321,9 @@ async fn a_bad_manifest_location_stalls_with_a_condition_and_an_event() {
     assert!(msg.contains("/nonexistent/manifests"), "{msg}");
     let stalled = condition(&wb, name, "Stalled").await.unwrap();
     assert_eq!(stalled.0, "True");
-    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
-    wait_for("a Warning event for the manifest", TIMEOUT, || async {
-        let list = events.list(&Default::default()).await?;
-        Ok(list
-            .items
-            .iter()
-            .any(|e| {
-                e.type_.as_deref() == Some("Warning")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-            })
-            .then_some(()))
+    common::wait_for_event(&ns, "a Warning event for the manifest", |e| {
+        e.type_.as_deref() == Some("Warning")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
     })
     .await;
     let deps: Api<Deployment> = ns.api();
@@ -695,17 +687,12 @@ async fn api_errors_back_off_with_an_event_and_recover() {
     )
     .await;
     ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
-    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
-    let note = wait_for("a ReconcileFailed event", TIMEOUT, || async {
-        Ok(events
-            .list(&Default::default())
-            .await?
-            .items
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("ReconcileFailed"))
-            .and_then(|e| e.note))
+    let note = common::wait_for_event(&ns, "a ReconcileFailed event", |e| {
+        e.reason.as_deref() == Some("ReconcileFailed") && e.note.is_some()
     })
-    .await;
+    .await
+    .note
+    .unwrap_or_default();
     assert!(note.contains("exceeded quota"), "{note}");
     assert_eq!(
         condition(&wb, name, "Ready").await.map(|c| c.0).as_deref(),

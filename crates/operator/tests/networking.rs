@@ -299,17 +299,8 @@ async fn gateway_mode_without_the_gateway_api_is_stalled_with_an_event_and_the_a
             .filter(|(s, _)| s == "True"))
     })
     .await;
-    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
-    wait_for("a GatewayAPIMissing Warning event", TIMEOUT, || async {
-        let list = events.list(&Default::default()).await?;
-        Ok(list
-            .items
-            .iter()
-            .any(|e| {
-                e.type_.as_deref() == Some("Warning")
-                    && e.reason.as_deref() == Some("GatewayAPIMissing")
-            })
-            .then_some(()))
+    common::wait_for_event(&ns, "a GatewayAPIMissing Warning event", |e| {
+        e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("GatewayAPIMissing")
     })
     .await;
 

@@ -185,3 +185,22 @@ pub async fn poke_and_count_writes(
     })
     .await
 }
+
+/// Waits for an event in `ns` that `matches`, and returns it.
+pub async fn wait_for_event(
+    ns: &TestNamespace,
+    what: &str,
+    matches: impl Fn(&k8s_openapi::api::events::v1::Event) -> bool,
+) -> k8s_openapi::api::events::v1::Event {
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let (events, matches) = (&events, &matches);
+    wait_for(what, TIMEOUT, || async move {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .find(|e| matches(e)))
+    })
+    .await
+}
