@@ -14,7 +14,10 @@ use kube::api::PostParams;
 use wandb_api::WeightsAndBiases;
 use wandb_testkit::wait_for;
 
-use common::{TIMEOUT, condition, start};
+use common::{TIMEOUT, condition, start, wait_ready};
+
+/// Instance `w` on the built-in manifest, every service managed; tests append their services.
+const BUILTIN_W: &str = "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n";
 
 fn secret_data(s: &Secret) -> BTreeMap<String, String> {
     s.data
@@ -62,7 +65,7 @@ async fn apply_external_mysql(
     )
     .await;
     ns.apply_yaml(
-        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        port: {name: db, key: port}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n",
+        &[BUILTIN_W, "  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        port: {name: db, key: port}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n"].concat(),
     )
     .await;
 }
@@ -80,17 +83,9 @@ async fn managed_services_are_created_wired_and_the_instance_becomes_ready() {
     let ns = wandb_testkit::namespace("backends-managed").await;
     let _pv = ns.start_volume_provisioner();
     let running = start(&ns).await;
-    ns.apply_yaml(
-        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n",
-    )
-    .await;
+    ns.apply_yaml(BUILTIN_W).await;
     let wb: Api<WeightsAndBiases> = ns.api();
-    wait_for("the instance to be Ready", TIMEOUT, || async {
-        Ok(condition(&wb, "w", "Ready")
-            .await
-            .filter(|(s, _)| s == "True"))
-    })
-    .await;
+    wait_ready(&wb, "w").await;
 
     // One StatefulSet per service the built-in manifest needs, each with a claim template.
     let sts: Api<StatefulSet> = ns.api();
@@ -168,7 +163,7 @@ async fn an_external_service_with_a_missing_key_is_named_and_nothing_rolls_out()
     )
     .await;
     ns.apply_yaml(
-        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n",
+        &[BUILTIN_W, "  mysql:\n    default:\n      externalMysql:\n        host: {name: db, key: host}\n        database: {name: db, key: database}\n        username: {name: db, key: user}\n        password: {name: db, key: password}\n"].concat(),
     )
     .await;
     let wb: Api<WeightsAndBiases> = ns.api();
@@ -254,12 +249,7 @@ async fn detach_keeps_managed_data_and_purge_deletes_it() {
     .await;
     const ALL: [&str; 3] = ["keep", "drop", "mixed"];
     for name in ALL {
-        wait_for("Ready", TIMEOUT, || async {
-            Ok(condition(&wb, name, "Ready")
-                .await
-                .filter(|(s, _)| s == "True"))
-        })
-        .await;
+        wait_ready(&wb, name).await;
     }
     let before = claims(&ns).await;
     for volume in [
@@ -346,13 +336,8 @@ async fn switching_mysql_from_managed_to_external_rewires_and_keeps_the_old_data
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let secrets: Api<Secret> = ns.api();
-    ns.apply_yaml("apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n").await;
-    wait_for("Ready", TIMEOUT, || async {
-        Ok(condition(&wb, "w", "Ready")
-            .await
-            .filter(|(s, _)| s == "True"))
-    })
-    .await;
+    ns.apply_yaml(BUILTIN_W).await;
+    wait_ready(&wb, "w").await;
     assert!(
         secret_data(&secrets.get("w-mysql-connection").await.unwrap())["url"].contains("@w-mysql.")
     );
@@ -455,7 +440,11 @@ async fn a_managed_service_in_another_namespace_stalls_and_creates_nothing() {
     let ns = wandb_testkit::namespace("backends-foreign-ns").await;
     let running = start(&ns).await;
     ns.apply_yaml(
-        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  redis: {default: {managedRedis: {namespace: somewhere-else}}}\n",
+        &[
+            BUILTIN_W,
+            "  redis: {default: {managedRedis: {namespace: somewhere-else}}}\n",
+        ]
+        .concat(),
     )
     .await;
     let wb: Api<WeightsAndBiases> = ns.api();
@@ -508,12 +497,7 @@ async fn telemetry_toggles_a_metrics_exporter_on_a_running_service() {
     };
     ns.apply_yaml(&cr(true)).await;
     let wb: Api<WeightsAndBiases> = ns.api();
-    wait_for("the instance to be Ready", TIMEOUT, || async {
-        Ok(condition(&wb, "w", "Ready")
-            .await
-            .filter(|(s, _)| s == "True"))
-    })
-    .await;
+    wait_ready(&wb, "w").await;
     let sts: Api<StatefulSet> = ns.api();
     let services: Api<k8s_openapi::api::core::v1::Service> = ns.api();
     let containers = |s: StatefulSet| -> Vec<String> {
@@ -551,12 +535,7 @@ async fn telemetry_toggles_a_metrics_exporter_on_a_running_service() {
         Ok((containers(s) == ["redis"]).then_some(()))
     })
     .await;
-    wait_for("Ready again", TIMEOUT, || async {
-        Ok(condition(&wb, "w", "Ready")
-            .await
-            .filter(|(s, _)| s == "True"))
-    })
-    .await;
+    wait_ready(&wb, "w").await;
     running.finish(ns).await;
 }
 
@@ -618,7 +597,7 @@ async fn external_tls_endpoints_are_preflighted_with_the_ca_from_the_secret() {
         .await
         .unwrap();
     ns.apply_yaml(
-        "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n  redis:\n    default:\n      externalRedis:\n        host: {name: cache, key: host}\n        port: {name: cache, key: port}\n        tls: {name: cache, key: tls}\n        sslCa: {name: cache, key: ca}\n",
+        &[BUILTIN_W, "  redis:\n    default:\n      externalRedis:\n        host: {name: cache, key: host}\n        port: {name: cache, key: port}\n        tls: {name: cache, key: tls}\n        sslCa: {name: cache, key: ca}\n"].concat(),
     )
     .await;
     let wb: Api<WeightsAndBiases> = ns.api();
