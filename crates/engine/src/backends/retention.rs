@@ -45,9 +45,10 @@ pub fn policy_for(cr: &WeightsAndBiases, kind: &str, name: &str) -> RetentionPol
 }
 
 /// `<claim template>-<statefulset>-<ordinal>`: the name the StatefulSet controller gives a
-/// volume; the template is always `data`.
+/// volume of [`managed::VOLUME_CLAIM`].
 fn is_volume_of(pvc: &str, statefulset: &str) -> bool {
-    pvc.strip_prefix("data-")
+    pvc.strip_prefix(managed::VOLUME_CLAIM)
+        .and_then(|rest| rest.strip_prefix('-'))
         .and_then(|rest| rest.strip_prefix(statefulset))
         .and_then(|rest| rest.strip_prefix('-'))
         .is_some_and(|ordinal| !ordinal.is_empty() && ordinal.bytes().all(|b| b.is_ascii_digit()))

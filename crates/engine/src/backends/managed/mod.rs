@@ -86,6 +86,9 @@ pub const CLICKHOUSE_TCP_PORT: i32 = 9000;
 pub const KAFKA_PORT: i32 = 9092;
 pub const KAFKA_CONTROLLER_PORT: i32 = 9093;
 
+/// The StatefulSet's volume claim template: its claims are `<this>-<statefulset>-<ordinal>`.
+pub const VOLUME_CLAIM: &str = "data";
+
 /// Credential Secret keys.
 pub const KEY_ROOT_PASSWORD: &str = "root-password";
 pub const KEY_PASSWORD: &str = "password";

@@ -208,7 +208,7 @@ impl Workload {
                 .collect(),
         );
         let mut mounts = vec![VolumeMount {
-            name: "data".into(),
+            name: VOLUME_CLAIM.into(),
             mount_path: self.data_mount.into(),
             ..Default::default()
         }];
@@ -292,7 +292,7 @@ impl Workload {
         spec.termination_grace_period_seconds = Some(60);
 
         let mut pvc_meta = ObjectMeta {
-            name: Some("data".into()),
+            name: Some(VOLUME_CLAIM.into()),
             labels: Some(n.labels.clone()),
             annotations: Some(BTreeMap::from([(
                 names::RETAIN_ANNOTATION.to_string(),
