@@ -104,8 +104,10 @@ print("go", m["Go"])
   )
   rm -rf "$work" "$out"; mv "$out.tmp" "$out"
   local bin; bin="$out/$(basename "$1")"
-  "$bin" --version 2>/dev/null | grep -q "v$K8S_VERSION" || "$bin" version --client 2>/dev/null | grep -q "v$K8S_VERSION" \
-    || { log "$bin is not stamped v$K8S_VERSION"; exit 1; }
+  # Output captured first: `producer | grep -q` under pipefail fails at random when grep exits
+  # before the producer has written everything (SIGPIPE, exit 141).
+  local said; said="$("$bin" --version 2>/dev/null || "$bin" version --client 2>/dev/null || true)"
+  [[ "$said" == *"v$K8S_VERSION"* ]] || { log "$bin is not stamped v$K8S_VERSION"; exit 1; }
   echo "$stamp" > "$out/.stamp"
   log "$(basename "$out"): built"
 }
@@ -134,7 +136,8 @@ build_etcd() {
     go build -trimpath -buildvcs=false -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
   )
   rm -rf "$work" "$out"; mv "$out.tmp" "$out"
-  "$out/etcd" --version | grep -q "$ETCD_VERSION"
+  local said; said="$("$out/etcd" --version)"
+  [[ "$said" == *"$ETCD_VERSION"* ]] || { log "etcd is not v$ETCD_VERSION"; exit 1; }
   echo "$stamp" > "$out/.stamp"
   log "etcd v$ETCD_VERSION: built"
 }
