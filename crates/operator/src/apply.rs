@@ -1,6 +1,11 @@
 //! The one apply engine: server-side apply (field manager `wandb-operator`, forced) of any
-//! desired object, skipping the write when the live object already holds every field we own,
-//! and pruning by labels what an instance owns but no longer renders.
+//! desired object, and pruning by labels what an instance owns but no longer renders.
+//!
+//! The API server decides the result: a field applied before and no longer desired is removed by
+//! the next apply, because the field manager no longer claims it. A write is skipped only when
+//! that apply could change nothing: the live object carries the hash of exactly this desired
+//! object (so the last apply already dropped every stale field) *and* still holds every desired
+//! value (so nobody changed a field we own since).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -143,14 +148,16 @@ impl Applier {
             .unwrap_or_default()
             .to_string();
         let api = self.api(&api_version, &kind);
-        if let Some(live) = api.get_opt(&name).await? {
-            let live = serde_json::to_value(&live).expect("objects serialize");
-            if let Some(note) = keep_immutable(&kind, &mut desired, &live) {
-                tracing::warn!(%kind, %name, "{note}");
-            }
-            if is_subset(&desired, &live) {
-                return Ok(false);
-            }
+        let live = api.get_opt(&name).await?;
+        let live = live.map(|l| serde_json::to_value(&l).expect("objects serialize"));
+        if let Some(live) = &live
+            && let Some(note) = keep_immutable(&kind, &mut desired, live)
+        {
+            tracing::warn!(%kind, %name, "{note}");
+        }
+        stamp_applied_hash(&mut desired);
+        if live.as_ref().is_some_and(|live| unchanged(&desired, live)) {
+            return Ok(false);
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
         api.patch(&name, &params, &Patch::Apply(&desired)).await?;
@@ -227,6 +234,45 @@ impl Applier {
         }
         Ok(pruned)
     }
+}
+
+/// Stamps [`names::APPLIED_HASH_ANNOTATION`] on `desired`: a hash of the object without it.
+pub fn stamp_applied_hash(desired: &mut Value) {
+    let meta = desired["metadata"].as_object_mut();
+    if let Some(meta) = meta
+        && let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+    {
+        a.remove(names::APPLIED_HASH_ANNOTATION);
+        if a.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+    let hash = applied_hash(desired);
+    let meta = &mut desired["metadata"];
+    if !meta["annotations"].is_object() {
+        meta["annotations"] = Value::Object(Default::default());
+    }
+    meta["annotations"][names::APPLIED_HASH_ANNOTATION] = Value::String(hash);
+}
+
+/// A hash of the whole desired object (serde_json's maps are ordered, so equal objects hash
+/// equal). 128 bits: a collision would hide a change, so no short hash here.
+fn applied_hash(desired: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(desired.to_string().as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether applying `desired` (stamped by [`stamp_applied_hash`]) to `live` would change
+/// nothing: the last apply was of this very object, and every value it set is still there.
+pub fn unchanged(desired: &Value, live: &Value) -> bool {
+    let hash = |v: &Value| {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(names::APPLIED_HASH_ANNOTATION))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    hash(desired).is_some() && hash(desired) == hash(live) && is_subset(desired, live)
 }
 
 /// Fields the API server never lets change keep their live value, so that a changed desired
@@ -397,6 +443,50 @@ mod tests {
             &json!({"r": {"cpu": "2"}})
         ));
         assert!(!is_subset(&json!({"a": true}), &json!({})));
+    }
+
+    #[test]
+    fn a_write_is_skipped_only_for_the_same_desired_object_with_its_values_live() {
+        let mut desired = json!({"metadata": {"name": "sa", "annotations": {"role": "arn:1"}}});
+        stamp_applied_hash(&mut desired);
+        let live = desired.clone();
+        assert!(unchanged(&desired, &live));
+
+        // The user removes the annotation: the live object still contains every desired field
+        // (a one-way subset check would skip), but the hash differs, so the apply runs and the
+        // API server drops the field.
+        let mut removed = json!({"metadata": {"name": "sa"}});
+        assert!(is_subset(&removed, &live));
+        stamp_applied_hash(&mut removed);
+        assert!(!unchanged(&removed, &live));
+
+        // Someone edits a field we own: same hash, but the value is gone.
+        let mut drifted = live.clone();
+        drifted["metadata"]["annotations"]["role"] = "arn:2".into();
+        assert!(!unchanged(&desired, &drifted));
+
+        // An object last written by someone else (no hash) is applied.
+        let mut foreign = live.clone();
+        foreign["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(names::APPLIED_HASH_ANNOTATION);
+        assert!(!unchanged(&desired, &foreign));
+    }
+
+    #[test]
+    fn the_applied_hash_is_stable_and_ignores_its_own_annotation() {
+        let mut a = json!({"metadata": {"name": "x"}, "spec": {"k": 1}});
+        stamp_applied_hash(&mut a);
+        let mut again = a.clone();
+        stamp_applied_hash(&mut again);
+        assert_eq!(a, again);
+        let mut other = json!({"metadata": {"name": "x"}, "spec": {"k": 2}});
+        stamp_applied_hash(&mut other);
+        assert_ne!(
+            a["metadata"]["annotations"][names::APPLIED_HASH_ANNOTATION],
+            other["metadata"]["annotations"][names::APPLIED_HASH_ANNOTATION]
+        );
     }
 
     #[test]

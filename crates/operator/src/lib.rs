@@ -2,6 +2,7 @@
 //! run it in-process.
 
 pub mod admin;
+pub mod api_requests;
 pub mod apply;
 pub mod connections;
 pub mod controller;

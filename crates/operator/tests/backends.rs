@@ -130,14 +130,7 @@ async fn managed_services_are_created_wired_and_the_instance_becomes_ready() {
     );
 
     // Credentials are kept across reconciles.
-    wb.patch(
-        "w",
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(serde_json::json!({"metadata": {"annotations": {"touch": "1"}}})),
-    )
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    common::poke_and_count_writes(&running, &ns, "w").await;
     assert_eq!(
         &secret_data(&secrets.get("w-mysql-credentials").await.unwrap())["password"],
         password

@@ -41,7 +41,11 @@ type PreflightResult = (String, Option<String>, Instant);
 pub const PREFLIGHT_RETRY: Duration = Duration::from_secs(60);
 
 impl Context {
+    /// Every request of `client` made through this context is counted in
+    /// [`crate::metrics::Metrics::requests`] and carries the operator's User-Agent.
     pub fn new(client: Client) -> Self {
+        let metrics = std::sync::Arc::<crate::metrics::Metrics>::default();
+        let client = crate::api_requests::counted(client, metrics.requests.clone());
         let instance = std::env::var("POD_NAME").ok();
         let recorder = Recorder::new(
             client.clone(),
@@ -52,7 +56,7 @@ impl Context {
         );
         Context {
             client,
-            metrics: std::sync::Arc::default(),
+            metrics,
             recorder,
             default_manifest: "builtin://".into(),
             oci: crate::manifests::OciLoader::default(),

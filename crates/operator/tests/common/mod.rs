@@ -186,6 +186,20 @@ pub async fn poke_and_count_writes(
     .await
 }
 
+/// Pokes reconciles of `name` until one writes nothing (at most 5: an instance that just became
+/// Ready may still record a status or delete finished Jobs), and returns the write history.
+/// Fails when the instance never settles.
+pub async fn settle(running: &Running, ns: &TestNamespace, name: &str) -> Vec<usize> {
+    let mut history = Vec::new();
+    for _ in 0..5 {
+        history = poke_and_count_writes(running, ns, name).await;
+        if history.last() == Some(&0) {
+            return history;
+        }
+    }
+    panic!("{name} never settled: writes per reconcile {history:?}");
+}
+
 /// Waits for an event in `ns` that `matches`, and returns it.
 pub async fn wait_for_event(
     ns: &TestNamespace,
