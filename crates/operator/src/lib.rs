@@ -11,6 +11,7 @@ pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod observe;
+pub mod owned_cache;
 pub mod preflight;
 pub mod secrets;
 pub mod status;

@@ -93,7 +93,7 @@ pub async fn ensure(
             SecretSource::Generated { length } => {
                 let key = spec.keys.first().cloned().unwrap_or_else(|| "value".into());
                 facts.generated.push((spec.name.clone(), key));
-                if api.get_metadata_opt(&spec.name).await?.is_some() {
+                if applier.live("v1", "Secret", &spec.name).await?.is_some() {
                     continue; // never overwritten
                 }
                 let secret = Secret {
@@ -108,8 +108,13 @@ pub async fn ensure(
                     ..Default::default()
                 };
                 match api.create(&PostParams::default(), &secret).await {
-                    Ok(_) => {
+                    Ok(created) => {
                         applier.count_write();
+                        applier.record(
+                            "Secret",
+                            &spec.name,
+                            Some(serde_json::to_value(&created).expect("serializes")),
+                        );
                         facts.created.push(spec.name.clone());
                         tracing::info!(secret = %spec.name, "generated secret created");
                     }
@@ -144,7 +149,7 @@ pub async fn ensure(
             }
             SecretSource::ManagedConnection { .. } | SecretSource::ExternalConnection { .. } => {
                 // Published by the backing service's backend; its existence is the readiness fact.
-                if api.get_metadata_opt(&spec.name).await?.is_none() {
+                if applier.live("v1", "Secret", &spec.name).await?.is_none() {
                     facts.missing.push(spec.name.clone());
                 }
             }

@@ -57,7 +57,7 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
     let ns = cr.namespace().unwrap_or_default();
     let name = cr.name_any();
     let started = Instant::now();
-    let applier = Applier::new(ctx.client.clone(), &ns);
+    let applier = Applier::with_cache(ctx.client.clone(), &ns, ctx.owned_cache().await);
     let result = apply_inner(&cr, &ctx, &applier).await;
     let writes = applier.writes();
     ctx.record_writes(&ns, &name, writes);
@@ -217,15 +217,13 @@ async fn apply_inner(
     facts.generated_secrets = generated_by_manifest_name(cr, &manifest, sf.generated);
 
     // 4. Gates from observed facts.
-    let client = applier.client();
-    let ns = applier.namespace();
-    let jobs = observe::migrations(client, ns, &built.objects).await?;
+    let jobs = observe::migrations(applier, &built.objects).await?;
     let last_success = prev
         .wandb
         .as_ref()
         .and_then(|w| w.migration.as_ref())
         .and_then(|m| m.last_success_version.as_deref());
-    facts.infra = observe::infra(client, ns, &built.infra).await?;
+    facts.infra = observe::infra(applier, &built.infra).await?;
     for f in &mut facts.infra {
         f.preflight = unreachable
             .iter()
@@ -278,7 +276,7 @@ async fn apply_inner(
     // 7. Status.
     facts.migration_count = jobs.len();
     facts.migrations = gates.migrations.clone();
-    facts.deployments = observe::deployments(client, ns, &built.objects).await?;
+    facts.deployments = observe::deployments(applier, &built.objects).await?;
     let next = write_status(cr, ctx, applier, &prev, &facts, &now).await?;
 
     // 8. Migrations recorded as succeeded: their finished Jobs can go.
@@ -322,8 +320,10 @@ async fn job_exists(
     if let Some(m) = migrations.iter().find(|m| m.job == o.name) {
         return Ok(m.state != JobState::Missing);
     }
-    let api = applier.api(&o.api_version, &o.kind);
-    Ok(api.get_metadata_opt(&o.name).await?.is_some())
+    Ok(applier
+        .live(&o.api_version, &o.kind, &o.name)
+        .await?
+        .is_some())
 }
 
 /// Generated Secrets `(Secret name, key)` keyed by their manifest name (the Secret name when
