@@ -33,14 +33,12 @@ pub struct Published {
 pub async fn publish(
     applier: &Applier,
     cr: &WeightsAndBiases,
+    inst: &Instance,
     infra: &[InfraPlan],
     owner: &OwnerReference,
     ctx: &crate::controller::Context,
 ) -> Result<Published, kube::Error> {
     let mut out = Published::default();
-    let Ok(inst) = Instance::from_cr(cr) else {
-        return Ok(out);
-    };
     let api: Api<Secret> = Api::namespaced(applier.client().clone(), applier.namespace());
     let mut cache: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
     for plan in infra {
@@ -65,7 +63,7 @@ pub async fn publish(
                         }
                     },
                 };
-                managed::connection_inputs(&inst, plan.kind, &plan.instance, &creds)
+                managed::connection_inputs(inst, plan.kind, &plan.instance, &creds)
             }
             Mode::External => {
                 let mut inputs = external::inputs_template(cr, plan.kind, &plan.instance);

@@ -7,6 +7,8 @@ use k8s_openapi::api::batch::v1::Job;
 use wandb_engine::backends::{self, InfraPlan, Observed};
 use wandb_engine::{DesiredObject, Mode, Phase, names};
 
+use wandb_api::InfraMode;
+
 use crate::apply::Applier;
 use crate::gates::{JobState, MigrationFact};
 use crate::status::{DeploymentFact, InfraFact};
@@ -123,8 +125,8 @@ pub async fn infra(applier: &Applier, plans: &[InfraPlan]) -> Result<Vec<InfraFa
             kind: plan.kind.key().to_string(),
             instance: plan.instance.clone(),
             mode: match plan.mode {
-                Mode::Managed => "managed".into(),
-                Mode::External => "external".into(),
+                Mode::Managed => InfraMode::Managed,
+                Mode::External => InfraMode::External,
             },
             connection_secret: plan.connection_secret.clone(),
             readiness: backends::readiness(plan, &observed),

@@ -19,8 +19,9 @@ use crate::apply::Applier;
 pub struct SecretFacts {
     /// Connection Secrets that do not exist.
     pub missing: Vec<String>,
-    /// Generated Secrets: (Secret name, key).
-    pub generated: Vec<(String, String)>,
+    /// Generated Secrets: (manifest name, or the Secret's own for the operator's credentials;
+    /// Secret name; key).
+    pub generated: Vec<(String, String, String)>,
     /// Secrets created from scratch in this pass (names only).
     pub created: Vec<String>,
 }
@@ -92,7 +93,10 @@ pub async fn ensure(
         match &spec.source {
             SecretSource::Generated { length } => {
                 let key = spec.keys.first().cloned().unwrap_or_else(|| "value".into());
-                facts.generated.push((spec.name.clone(), key));
+                let manifest_name = spec.manifest_name.as_ref().unwrap_or(&spec.name);
+                facts
+                    .generated
+                    .push((manifest_name.clone(), spec.name.clone(), key));
                 if applier.live("v1", "Secret", &spec.name).await?.is_some() {
                     continue; // never overwritten
                 }

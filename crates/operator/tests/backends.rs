@@ -74,7 +74,7 @@ async fn apply_external_mysql(
 async fn mysql_state(wb: &Api<WeightsAndBiases>) -> Option<(String, String)> {
     let st = wb.get("w").await.ok()?.status?;
     let s = st.infra.get("mysql")?.get("default")?.clone();
-    Some((s.state, s.message.unwrap_or_default()))
+    Some((s.state.to_string(), s.message.unwrap_or_default()))
 }
 
 #[tokio::test]
@@ -597,7 +597,7 @@ async fn external_tls_endpoints_are_preflighted_with_the_ca_from_the_secret() {
     let redis_state = || async {
         let st = wb.get("w").await.ok()?.status?;
         let s = st.infra.get("redis")?.get("default")?.clone();
-        Some((s.state, s.message.unwrap_or_default()))
+        Some((s.state.to_string(), s.message.unwrap_or_default()))
     };
     wait_for("the TLS Redis to be Healthy", TIMEOUT, || async {
         Ok(redis_state().await.filter(|(s, _)| s == "Healthy"))

@@ -141,6 +141,7 @@ async fn apply_inner(
         deployments: vec![],
         generated_secrets: vec![],
         gateway_api_missing: false,
+        email_sink: None,
     };
 
     // 1. Manifest.
@@ -178,6 +179,7 @@ async fn apply_inner(
     for w in &built.warnings {
         tracing::debug!(name = %cr.name_any(), warning = %w, "plan warning");
     }
+    facts.email_sink = built.email_sink.clone();
 
     // 3. Secrets: generated once, license copied, connection Secrets checked.
     let owner = cr
@@ -186,7 +188,8 @@ async fn apply_inner(
     let sf = secrets::ensure(applier, cr, &built.secrets, &owner).await?;
     // Connection Secrets are composed from generated credentials or the user's Secrets; a
     // missing input is named and that service's Secret is not written.
-    let published = connections::publish(applier, cr, &built.infra, &owner, ctx).await?;
+    let published =
+        connections::publish(applier, cr, &built.instance, &built.infra, &owner, ctx).await?;
     if !published.problems.is_empty() {
         publish_warning(
             ctx,
@@ -214,7 +217,7 @@ async fn apply_inner(
         .collect();
     missing.extend(published.problems);
     facts.missing_secrets = missing;
-    facts.generated_secrets = generated_by_manifest_name(cr, &manifest, sf.generated);
+    facts.generated_secrets = sf.generated;
 
     // 4. Gates from observed facts.
     let jobs = observe::migrations(applier, &built.objects).await?;
@@ -324,31 +327,6 @@ async fn job_exists(
         .live(&o.api_version, &o.kind, &o.name)
         .await?
         .is_some())
-}
-
-/// Generated Secrets `(Secret name, key)` keyed by their manifest name (the Secret name when
-/// the manifest does not declare it).
-fn generated_by_manifest_name(
-    cr: &WeightsAndBiases,
-    manifest: &ServerManifest,
-    generated: Vec<(String, String)>,
-) -> Vec<(String, String, String)> {
-    let inst = wandb_engine::Instance::from_cr(cr).ok();
-    generated
-        .into_iter()
-        .map(|(secret, key)| {
-            let manifest_name = inst
-                .as_ref()
-                .and_then(|inst| {
-                    manifest
-                        .generated_secrets
-                        .iter()
-                        .find(|gs| wandb_engine::env::generated_secret_name(inst, gs) == secret)
-                })
-                .map_or_else(|| secret.clone(), |gs| gs.name.clone());
-            (manifest_name, secret, key)
-        })
-        .collect()
 }
 
 /// Computes the status, patches it only when it changed, and publishes transition events.
