@@ -23,6 +23,8 @@ pub struct Context {
     pub preflight_retry: Duration,
     /// How often a cluster without the Gateway API is asked whether it serves it now.
     pub gateway_api_recheck: Duration,
+    /// Which instances read which of the user's Secrets (see [`super::secret_watch`]).
+    pub secret_index: super::secret_watch::SecretIndex,
     failures: Mutex<HashMap<String, u32>>,
     /// Last preflight per external service (`ns/cr/kind/instance`): (what was checked: endpoint,
     /// TLS mode and a hash of the certificates; problem).
@@ -58,6 +60,7 @@ impl Context {
             oci: crate::manifests::OciLoader::default(),
             preflight_retry: PREFLIGHT_RETRY,
             gateway_api_recheck: Duration::from_secs(60),
+            secret_index: Default::default(),
             failures: Mutex::default(),
             preflight: Mutex::default(),
             writes: Mutex::default(),

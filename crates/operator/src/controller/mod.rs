@@ -4,6 +4,7 @@
 mod cleanup;
 mod context;
 mod reconcile;
+mod secret_watch;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -257,6 +258,7 @@ async fn run_once(
         if watch_gateway_api {
             c = owned_gateway_api(c, &client, ns);
         }
+        c = secret_watch::watch(c, &client, ns, ctx.clone());
         tracing::info!(
             namespace = ns.unwrap_or("<all>"),
             concurrency,

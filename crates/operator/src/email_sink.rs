@@ -1,0 +1,52 @@
+//! The email sink Secret (`<name>-email-sink`, key `sink`) composed from
+//! `spec.wandb.notifications.email.smtp`: `smtp://user:pass@host:port`, every part read from
+//! the user's Secret keys. A missing Secret or key, or a value that makes no URL, is named (never
+//! the value) and nothing is written, like a connection Secret.
+
+use std::collections::BTreeMap;
+
+use wandb_api::{SmtpSpec, WeightsAndBiases};
+use wandb_engine::backends::url::{ConnInputs, smtp_url};
+
+use crate::user_secrets::SecretReader;
+
+/// Where the SMTP settings live, for messages.
+const SMTP_PATH: &str = "spec.wandb.notifications.email.smtp";
+
+/// The SMTP settings of `cr`, if any.
+pub fn smtp(cr: &WeightsAndBiases) -> Option<&SmtpSpec> {
+    cr.spec
+        .wandb
+        .notifications
+        .as_ref()
+        .and_then(|n| n.email.as_ref())
+        .and_then(|e| e.smtp.as_ref())
+}
+
+/// The data of Secret `secret` (`{key: url}`), or why it cannot be written.
+pub async fn compose(
+    reader: &mut SecretReader,
+    smtp: &SmtpSpec,
+    secret: &str,
+    key: &str,
+) -> Result<Result<BTreeMap<String, String>, String>, kube::Error> {
+    let selectors = [
+        ("host", smtp.host.clone()),
+        ("port", smtp.port.clone()),
+        ("username", smtp.username.clone()),
+        ("password", smtp.password.clone()),
+    ];
+    let mut inputs = ConnInputs::new("default");
+    let missing = reader
+        .read_selectors(SMTP_PATH, &selectors, |field, v| {
+            inputs.set(field, v);
+        })
+        .await?;
+    if !missing.is_empty() {
+        return Ok(Err(format!("{secret} ({})", missing.join("; "))));
+    }
+    Ok(match smtp_url(&inputs) {
+        Ok(url) => Ok(BTreeMap::from([(key.to_string(), url)])),
+        Err(e) => Err(format!("{secret} ({SMTP_PATH} {e})")),
+    })
+}
