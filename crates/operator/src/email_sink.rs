@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use wandb_api::{SmtpSpec, WeightsAndBiases};
+use wandb_api::{SecretKeySelector, SmtpSpec, WeightsAndBiases};
 use wandb_engine::backends::url::{ConnInputs, smtp_url};
+use wandb_engine::{SecretSource, SecretSpec};
 
 use crate::user_secrets::SecretReader;
 
@@ -49,4 +50,26 @@ pub async fn compose(
         Ok(url) => Ok(BTreeMap::from([(key.to_string(), url)])),
         Err(e) => Err(format!("{secret} ({SMTP_PATH} {e})")),
     })
+}
+
+/// The email sink the apps read (`status.emailSink`): the composed Secret when the SMTP settings
+/// are used and it could be written (`composed`), else the user's `email.sink` key, if any.
+pub fn effective(
+    cr: &WeightsAndBiases,
+    secrets: &[SecretSpec],
+    composed: bool,
+) -> Option<SecretKeySelector> {
+    if let Some(spec) = secrets.iter().find(|s| s.source == SecretSource::EmailSink) {
+        return composed.then(|| SecretKeySelector {
+            name: spec.name.clone(),
+            key: spec.keys.first().cloned().unwrap_or_default(),
+            optional: None,
+        });
+    }
+    cr.spec
+        .wandb
+        .notifications
+        .as_ref()
+        .and_then(|n| n.email.as_ref())
+        .and_then(|e| e.sink.clone())
 }

@@ -93,6 +93,11 @@ async fn smtp_settings_become_the_email_sink_secret_by_reference_only() {
     .await;
     assert!(status.contains("w-email-sink"), "{status}");
     assert!(secrets.get_opt("w-email-sink").await.unwrap().is_none());
+    let st = wb.get("w").await.unwrap().status.unwrap();
+    assert_eq!(
+        st.email_sink, None,
+        "no sink is reported before it is written"
+    );
     let ready = common::condition(&wb, "w", "Ready").await;
     assert_ne!(ready.map(|(s, _)| s).as_deref(), Some("True"));
 
@@ -109,6 +114,12 @@ async fn smtp_settings_become_the_email_sink_secret_by_reference_only() {
         format!("smtp://mailer%40example.com:{PASSWORD_ENCODED}@smtp.example.com:465")
     );
     wait_ready(&wb, "w").await;
+    let st = wb.get("w").await.unwrap().status.unwrap();
+    let reported = st.email_sink.expect("status.emailSink");
+    assert_eq!(
+        (reported.name.as_str(), reported.key.as_str()),
+        ("w-email-sink", "sink")
+    );
 
     // The apps read it by reference (GORILLA_EMAIL_SINK from status.emailSink in the manifest).
     let deployments: Api<Deployment> = ns.api();
@@ -128,5 +139,24 @@ async fn smtp_settings_become_the_email_sink_secret_by_reference_only() {
     let log = logs.text();
     assert!(log.contains("wandb_operator"), "the logs were captured");
     assert_no_password("the operator's logs", &log);
+
+    // SMTP taken out of the resource: the sink Secret and its status go.
+    wb.patch(
+        "w",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({"spec": {"wandb": {"notifications": null}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the email sink Secret and status to go",
+        TIMEOUT,
+        || async {
+            let gone = secrets.get_opt("w-email-sink").await?.is_none();
+            let st = wb.get("w").await?.status.unwrap_or_default();
+            Ok((gone && st.email_sink.is_none()).then_some(()))
+        },
+    )
+    .await;
     running.finish(ns).await;
 }

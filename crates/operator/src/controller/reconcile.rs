@@ -22,7 +22,7 @@ use crate::connections;
 use crate::gates::{Gates, JobState, MigrationGate, migration_gate};
 use crate::status::{self, Facts, ManifestProblem, Transition};
 use crate::user_secrets::SecretReader;
-use crate::{manifests, observe, pod_inputs, secrets};
+use crate::{email_sink, manifests, observe, pod_inputs, secrets};
 
 /// The finalizer that runs the retention policy on delete.
 pub const FINALIZER: &str = "apps.wandb.com/cleanup";
@@ -143,6 +143,7 @@ async fn apply_inner(
         deployments: vec![],
         generated_secrets: vec![],
         gateway_api_missing: false,
+        email_sink: None,
     };
 
     // The user's Secrets are watched from the start, so that creating a missing one or fixing a
@@ -197,6 +198,7 @@ async fn apply_inner(
     // missing input is named and that service's Secret is not written.
     let mut published =
         connections::publish(applier, cr, &built.infra, &owner, ctx, &mut reader).await?;
+    facts.email_sink = email_sink::effective(cr, &built.secrets, sf.problems.is_empty());
     // The email sink's inputs are reported like a connection's.
     published.problems.append(&mut sf.problems);
     if !published.problems.is_empty() {

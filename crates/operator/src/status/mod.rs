@@ -88,6 +88,8 @@ pub struct Facts {
     /// were not created (the applications were), so the instance is unreachable until the CRDs
     /// are installed.
     pub gateway_api_missing: bool,
+    /// The email sink the apps read (`status.emailSink`), when there is one.
+    pub email_sink: Option<SecretKeySelector>,
 }
 
 impl Facts {
@@ -324,6 +326,7 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             )
         })
         .collect();
+    s.email_sink = f.email_sink.clone();
     s.generated_secrets = f
         .generated_secrets
         .iter()
