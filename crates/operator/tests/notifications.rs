@@ -102,11 +102,16 @@ async fn smtp_settings_become_the_email_sink_secret_by_reference_only() {
     assert_ne!(ready.map(|(s, _)| s).as_deref(), Some("True"));
 
     // Created: acted on at once (the Secret is watched), the sink is written, the apps start.
+    let t0 = std::time::Instant::now();
     create_secret(&secrets, "smtp-password", &[("password", PASSWORD)]).await;
     let sink = wait_for("the email sink Secret", TIMEOUT, || async {
         Ok(secrets.get_opt("w-email-sink").await?)
     })
     .await;
+    eprintln!(
+        "the email sink was written {:?} after its missing Secret was created",
+        t0.elapsed()
+    );
     let data = secret_data(&sink);
     assert_eq!(data.keys().collect::<Vec<_>>(), ["sink"]);
     assert_eq!(
