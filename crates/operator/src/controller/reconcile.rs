@@ -147,8 +147,8 @@ async fn apply_inner(
     };
 
     // The user's Secrets are watched from the start, so that creating a missing one or fixing a
-    // key is acted on at once, even while the instance waits for it.
-    ctx.secret_index.set(cr, pod_inputs::watched(cr, None));
+    // key is acted on at once, even while the instance waits for it (or for its manifest).
+    ctx.secret_index.add(cr, pod_inputs::watched(cr, None));
 
     // 1. Manifest.
     let (location, field) = match &cr.spec.wandb.manifest_repository {

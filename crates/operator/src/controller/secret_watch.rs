@@ -50,6 +50,24 @@ impl SecretIndex {
         idx.by_instance.insert(instance, secrets);
     }
 
+    /// Records that instance `cr` reads `secrets` too (what it read before is kept until the
+    /// next [`SecretIndex::set`]).
+    pub fn add(&self, cr: &WeightsAndBiases, secrets: BTreeSet<String>) {
+        let instance = (cr.namespace().unwrap_or_default(), cr.name_any());
+        let known = self
+            .inner
+            .lock()
+            .expect("not poisoned")
+            .by_instance
+            .get(&instance)
+            .cloned()
+            .unwrap_or_default();
+        if secrets.is_subset(&known) {
+            return;
+        }
+        self.set(cr, known.union(&secrets).cloned().collect());
+    }
+
     /// Forgets instance `cr` (it is being deleted).
     pub fn forget(&self, cr: &WeightsAndBiases) {
         let instance = (cr.namespace().unwrap_or_default(), cr.name_any());
@@ -136,6 +154,10 @@ mod tests {
         assert!(idx.readers("a", "other").is_empty());
         assert_eq!(idx.readers("b", "db")[0].namespace.as_deref(), Some("b"));
 
+        // Added to, then set exactly: a Secret no longer named is dropped.
+        idx.add(&cr("a", "w1"), set(&["proxy"]));
+        assert_eq!(names(idx.readers("a", "proxy")), ["w1"]);
+        assert_eq!(names(idx.readers("a", "smtp")), ["w1"]);
         // A Secret no longer named is dropped; a deleted instance reads nothing.
         idx.set(&cr("a", "w1"), set(&["db"]));
         assert!(idx.readers("a", "smtp").is_empty());
