@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::backends::{InfraPlan, external, managed, url};
+use wandb_engine::inputs_hash::SecretDigests;
 use wandb_engine::{Instance, Mode, names};
 
 use crate::apply::Applier;
+use crate::user_secrets::SecretReader;
 
 /// What publishing found.
 #[derive(Default, Debug)]
@@ -28,6 +30,8 @@ pub struct Published {
     /// Whether any of `unreachable` was checked in this pass (not read from the cache): only
     /// a fresh failure is announced with an event.
     pub freshly_failed: bool,
+    /// Digests of the data of every connection Secret written (for the pods' inputs hash).
+    pub digests: SecretDigests,
 }
 
 pub async fn publish(
@@ -37,10 +41,9 @@ pub async fn publish(
     infra: &[InfraPlan],
     owner: &OwnerReference,
     ctx: &crate::controller::Context,
+    reader: &mut SecretReader,
 ) -> Result<Published, kube::Error> {
     let mut out = Published::default();
-    let api: Api<Secret> = Api::namespaced(applier.client().clone(), applier.namespace());
-    let mut cache: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
     for plan in infra {
         let inputs = match plan.mode {
             Mode::Managed => {
@@ -51,7 +54,7 @@ pub async fn publish(
                     Some(name) => match applier
                         .live_as::<Secret>("v1", "Secret", name)
                         .await?
-                        .map(secret_data)
+                        .map(crate::user_secrets::values)
                     {
                         Some(creds) => creds,
                         None => {
@@ -68,28 +71,14 @@ pub async fn publish(
             Mode::External => {
                 let mut inputs = external::inputs_template(cr, plan.kind, &plan.instance);
                 let mut certs = crate::preflight::Certs::default();
-                let mut missing = Vec::new();
-                for (field, sel) in external::selectors(cr, plan.kind, &plan.instance) {
-                    let path = format!("spec.{}.{}", plan.kind.key(), plan.instance);
-                    match read(&api, &mut cache, &sel.name).await? {
-                        None if sel.optional == Some(true) => {}
-                        None => missing.push(format!(
-                            "Secret {} not found (for {path} {field})",
-                            sel.name
-                        )),
-                        Some(data) => match data.get(&sel.key) {
-                            Some(v) => {
-                                inputs.set(field, v);
-                                certs.capture(field, v);
-                            }
-                            None if sel.optional == Some(true) => {}
-                            None => missing.push(format!(
-                                "Secret {} has no key {} (for {path} {field})",
-                                sel.name, sel.key
-                            )),
-                        },
-                    }
-                }
+                let path = format!("spec.{}.{}", plan.kind.key(), plan.instance);
+                let selectors = external::selectors(cr, plan.kind, &plan.instance);
+                let missing = reader
+                    .read_selectors(&path, &selectors, |field, v| {
+                        inputs.set(field, v);
+                        certs.capture(field, v);
+                    })
+                    .await?;
                 if !missing.is_empty() {
                     out.problems.push(format!(
                         "{} ({})",
@@ -136,35 +125,14 @@ pub async fn publish(
                 continue;
             }
         };
+        out.digests.insert(
+            &plan.connection_secret,
+            data.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+        );
         write(applier, cr, plan, data, owner).await?;
         out.ready.push(plan.connection_secret.clone());
     }
     Ok(out)
-}
-
-async fn read(
-    api: &Api<Secret>,
-    cache: &mut BTreeMap<String, Option<BTreeMap<String, String>>>,
-    name: &str,
-) -> Result<Option<BTreeMap<String, String>>, kube::Error> {
-    if let Some(hit) = cache.get(name) {
-        return Ok(hit.clone());
-    }
-    let value = api.get_opt(name).await?.map(secret_data);
-    cache.insert(name.to_string(), value.clone());
-    Ok(value)
-}
-
-/// A Secret's values as text.
-fn secret_data(s: Secret) -> BTreeMap<String, String> {
-    let mut m: BTreeMap<String, String> = s
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect();
-    m.extend(s.string_data.unwrap_or_default());
-    m
 }
 
 async fn write(

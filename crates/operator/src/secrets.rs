@@ -1,6 +1,7 @@
 //! The Secrets the engine declares but never fills: generated credentials (created once, never
-//! overwritten), the license copied from the spec, and the connection Secrets that backing
-//! services publish (only their existence is checked here). Values are never logged.
+//! overwritten), the license copied from the spec, the email sink composed from the SMTP
+//! settings, and the connection Secrets that backing services publish (only their existence is
+//! checked here). Values are never logged.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +11,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{Api, PostParams};
 use rand::Rng as _;
 use wandb_api::WeightsAndBiases;
+use wandb_engine::crview::EMAIL_SINK_KEY;
+use wandb_engine::inputs_hash::SecretDigests;
 use wandb_engine::{SecretSource, SecretSpec, names};
 
 use crate::apply::Applier;
+use crate::email_sink;
+use crate::user_secrets::SecretReader;
 
 /// What the secret step observed.
 #[derive(Debug, Default)]
@@ -24,6 +29,10 @@ pub struct SecretFacts {
     pub generated: Vec<(String, String, String)>,
     /// Secrets created from scratch in this pass (names only).
     pub created: Vec<String>,
+    /// `<Secret> (<why>)` for each composed Secret whose inputs are incomplete (the email sink).
+    pub problems: Vec<String>,
+    /// Digests of the data of the Secrets written from the spec (license copy, email sink).
+    pub digests: SecretDigests,
 }
 
 /// A random alphanumeric string of `length` characters.
@@ -80,6 +89,7 @@ pub async fn ensure(
     cr: &WeightsAndBiases,
     specs: &[SecretSpec],
     owner: &OwnerReference,
+    reader: &mut SecretReader,
 ) -> Result<SecretFacts, kube::Error> {
     let api: Api<Secret> = Api::namespaced(applier.client().clone(), applier.namespace());
     let mut facts = SecretFacts::default();
@@ -131,22 +141,12 @@ pub async fn ensure(
                 let Some(license) = cr.spec.wandb.license.as_deref() else {
                     continue;
                 };
-                let secret = Secret {
-                    metadata: meta(cr, spec, owner_for),
-                    data: Some(
-                        spec.keys
-                            .iter()
-                            .map(|k| (k.clone(), ByteString(license.as_bytes().to_vec())))
-                            .collect(),
-                    ),
-                    type_: Some("Opaque".into()),
-                    ..Default::default()
-                };
-                let mut value = serde_json::to_value(&secret).expect("serializes");
-                value["apiVersion"] = "v1".into();
-                value["kind"] = "Secret".into();
-                // The owner is already in the metadata.
-                applier.apply(&value, None).await?;
+                let data = spec
+                    .keys
+                    .iter()
+                    .map(|k| (k.clone(), license.to_string()))
+                    .collect();
+                write(applier, cr, spec, owner_for, data, &mut facts.digests).await?;
             }
             SecretSource::FromSpec { field } => {
                 tracing::warn!(secret = %spec.name, %field, "unknown spec field for a secret");
@@ -158,11 +158,52 @@ pub async fn ensure(
                 }
             }
             SecretSource::EmailSink => {
-                // Composed by the notifications step (not implemented yet).
+                let Some(smtp) = email_sink::smtp(cr) else {
+                    continue;
+                };
+                let key = spec.keys.first().map_or(EMAIL_SINK_KEY, String::as_str);
+                match email_sink::compose(reader, smtp, &spec.name, key).await? {
+                    Ok(data) => {
+                        write(applier, cr, spec, owner_for, data, &mut facts.digests).await?;
+                    }
+                    Err(problem) => facts.problems.push(problem),
+                }
             }
         }
     }
     Ok(facts)
+}
+
+/// Applies Secret `spec` holding `data` (server-side, skipped when current) and records the
+/// digests of its values.
+async fn write(
+    applier: &Applier,
+    cr: &WeightsAndBiases,
+    spec: &SecretSpec,
+    owner: Option<&OwnerReference>,
+    data: BTreeMap<String, String>,
+    digests: &mut SecretDigests,
+) -> Result<(), kube::Error> {
+    digests.insert(
+        &spec.name,
+        data.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+    );
+    let secret = Secret {
+        metadata: meta(cr, spec, owner),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    let mut value = serde_json::to_value(&secret).expect("serializes");
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "Secret".into();
+    // The owner is already in the metadata.
+    applier.apply(&value, None).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub struct Context {
     pub gateway_api_recheck: Duration,
     /// The watch caches of the running controller (replaced when it restarts).
     owned: std::sync::RwLock<crate::owned_cache::OwnedCache>,
+    /// Which instances read which of the user's Secrets (see [`super::secret_watch`]).
+    pub secret_index: super::secret_watch::SecretIndex,
     failures: Mutex<HashMap<String, u32>>,
     /// Last preflight per external service (`ns/cr/kind/instance`): (what was checked: endpoint,
     /// TLS mode and a hash of the certificates; problem).
@@ -68,6 +70,7 @@ impl Context {
             preflight_retry: PREFLIGHT_RETRY,
             gateway_api_recheck: Duration::from_secs(60),
             owned: Default::default(),
+            secret_index: Default::default(),
             failures: Mutex::default(),
             preflight: Mutex::default(),
             writes: Mutex::default(),

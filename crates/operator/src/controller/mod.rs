@@ -4,6 +4,7 @@
 mod cleanup;
 mod context;
 mod reconcile;
+mod secret_watch;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -216,6 +217,7 @@ async fn run_once(
             let (stream, resource) = caches.watch(&client, ns, api_version, kind);
             c = c.owns_stream_with(stream, resource);
         }
+        c = secret_watch::watch(c, &client, ns, ctx.clone());
         tracing::info!(
             namespace = ns.unwrap_or("<all>"),
             concurrency,

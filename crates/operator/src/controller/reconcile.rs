@@ -21,7 +21,8 @@ use crate::apply::{Applier, FIELD_MANAGER, is_not_served};
 use crate::connections;
 use crate::gates::{Gates, JobState, MigrationGate, migration_gate};
 use crate::status::{self, Facts, ManifestProblem, Transition};
-use crate::{manifests, observe, secrets};
+use crate::user_secrets::SecretReader;
+use crate::{email_sink, manifests, observe, pod_inputs, secrets};
 
 /// The finalizer that runs the retention policy on delete.
 pub const FINALIZER: &str = "apps.wandb.com/cleanup";
@@ -43,6 +44,7 @@ pub async fn reconcile(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<A
             Event::Apply(cr) => apply(cr, ctx.clone()).await,
             Event::Cleanup(cr) => {
                 ctx.metrics.forget(&ns, &cr.name_any());
+                ctx.secret_index.forget(&cr);
                 cleanup::run(cr, ctx.clone()).await
             }
         }
@@ -144,6 +146,10 @@ async fn apply_inner(
         email_sink: None,
     };
 
+    // The user's Secrets are watched from the start, so that creating a missing one or fixing a
+    // key is acted on at once, even while the instance waits for it (or for its manifest).
+    ctx.secret_index.add(cr, pod_inputs::watched(cr, None));
+
     // 1. Manifest.
     let (location, field) = match &cr.spec.wandb.manifest_repository {
         Some(l) => (l.clone(), "spec.wandb.manifestRepository"),
@@ -163,7 +169,7 @@ async fn apply_inner(
     };
 
     // 2. Plan (pure).
-    let built = match wandb_engine::plan(cr, &manifest, None) {
+    let mut built = match wandb_engine::plan(cr, &manifest, None) {
         Ok(b) => b,
         Err(errs) => {
             let msg = errs
@@ -179,17 +185,30 @@ async fn apply_inner(
     for w in &built.warnings {
         tracing::debug!(name = %cr.name_any(), warning = %w, "plan warning");
     }
-    facts.email_sink = built.email_sink.clone();
+    ctx.secret_index
+        .set(cr, pod_inputs::watched(cr, Some(&built)));
 
     // 3. Secrets: generated once, license copied, connection Secrets checked.
     let owner = cr
         .controller_owner_ref(&())
         .ok_or_else(|| Error::Internal("WeightsAndBiases without a uid".into()))?;
-    let sf = secrets::ensure(applier, cr, &built.secrets, &owner).await?;
+    let mut reader = SecretReader::new(applier.client(), applier.namespace());
+    let mut sf = secrets::ensure(applier, cr, &built.secrets, &owner, &mut reader).await?;
     // Connection Secrets are composed from generated credentials or the user's Secrets; a
     // missing input is named and that service's Secret is not written.
-    let published =
-        connections::publish(applier, cr, &built.instance, &built.infra, &owner, ctx).await?;
+    let mut published = connections::publish(
+        applier,
+        cr,
+        &built.instance,
+        &built.infra,
+        &owner,
+        ctx,
+        &mut reader,
+    )
+    .await?;
+    facts.email_sink = email_sink::effective(&built, sf.problems.is_empty());
+    // The email sink's inputs are reported like a connection's.
+    published.problems.append(&mut sf.problems);
     if !published.problems.is_empty() {
         publish_warning(
             ctx,
@@ -199,6 +218,10 @@ async fn apply_inner(
         )
         .await;
     }
+    // Each pod template carries the hash of the Secret data it reads: a rotation rolls it.
+    let mut written = std::mem::take(&mut sf.digests);
+    written.extend(std::mem::take(&mut published.digests));
+    pod_inputs::stamp(&mut reader, &mut built, written).await?;
     let unreachable = published.unreachable.clone();
     if published.freshly_failed {
         let note: Vec<String> = unreachable

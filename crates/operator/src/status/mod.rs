@@ -87,8 +87,8 @@ pub struct Facts {
     /// were not created (the applications were), so the instance is unreachable until the CRDs
     /// are installed.
     pub gateway_api_missing: bool,
-    /// The effective email sink `(Secret, key)`, from the plan.
-    pub email_sink: Option<(String, String)>,
+    /// The email sink the apps read (`status.emailSink`), when there is one.
+    pub email_sink: Option<SecretKeySelector>,
 }
 
 impl Facts {
@@ -324,6 +324,7 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             )
         })
         .collect();
+    s.email_sink = f.email_sink.clone();
     s.generated_secrets = f
         .generated_secrets
         .iter()
@@ -338,11 +339,6 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             )
         })
         .collect::<BTreeMap<_, _>>();
-    s.email_sink = f.email_sink.as_ref().map(|(name, key)| SecretKeySelector {
-        name: name.clone(),
-        key: key.clone(),
-        optional: None,
-    });
 
     // Summary conditions.
     let infra_failure = f.infra_failure();

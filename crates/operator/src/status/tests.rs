@@ -34,10 +34,10 @@ fn facts() -> Facts {
         }],
         migrations: MigrationGate::AllComplete,
         migration_count: 3,
+        email_sink: None,
         deployments: vec![deployment("api", true), deployment("frontend", true)],
         generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
         gateway_api_missing: false,
-        email_sink: None,
     }
 }
 
@@ -282,4 +282,21 @@ fn gateway_mode_without_the_gateway_api_is_stalled_with_a_warning_but_keeps_its_
     let s = compute(&s, &facts(), &now(30));
     assert!(s.ready);
     assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+}
+
+#[test]
+fn the_email_sink_is_reported_and_cleared_when_gone() {
+    let sink = SecretKeySelector {
+        name: "w-email-sink".into(),
+        key: "sink".into(),
+        optional: None,
+    };
+    let f = Facts {
+        email_sink: Some(sink.clone()),
+        ..facts()
+    };
+    let s = compute(&Default::default(), &f, &now(1));
+    assert_eq!(s.email_sink, Some(sink));
+    let s = compute(&s, &facts(), &now(2));
+    assert_eq!(s.email_sink, None, "SMTP taken out of the resource");
 }
