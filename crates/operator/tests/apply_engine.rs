@@ -27,7 +27,7 @@ const FULL: &str = "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetad
     networking: {mode: ingress, ingress: {ingressClassName: nginx}, annotations: {example.com/edge: \"yes\"}}\n  \
     tolerations: [{key: dedicated, operator: Equal, value: wandb, effect: NoSchedule}]\n  \
     affinity: {nodeAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 1, preference: {matchExpressions: [{key: zone, operator: In, values: [a]}]}}]}}\n  \
-    redis: {default: {managedRedis: {config: {resources: {limits: {memory: 3Gi}}}}}}\n  \
+    redis: {default: {managedRedis: {config: {resources: {requests: {memory: 3Gi}}}}}}\n  \
     wandb:\n    hostname: http://rm.local\n    version: \"0.84.0\"\n    manifestRepository: \"builtin://\"\n    \
     serviceAccount: {annotations: {eks.amazonaws.com/role-arn: \"arn:aws:iam::1:role/w\"}}\n    \
     security: {hideUpgradeBanner: true}\n    \
@@ -41,7 +41,7 @@ struct Present {
     ingress_annotation: bool,
     tolerations: bool,
     affinity: bool,
-    redis_memory_limit: bool,
+    redis_memory_request: bool,
     env_var: bool,
     console_app: bool,
     hpa: bool,
@@ -66,12 +66,13 @@ async fn observe(ns: &wandb_testkit::TestNamespace) -> anyhow::Result<Present> {
         .api::<StatefulSet>()
         .get(&format!("{NAME}-redis"))
         .await?;
-    let redis_limits = redis
+    // A request: limits are dropped at the default size (no `requireLimits`).
+    let redis_requests = redis
         .spec
         .and_then(|s| s.template.spec)
         .and_then(|p| p.containers.into_iter().next())
         .and_then(|c| c.resources)
-        .and_then(|r| r.limits)
+        .and_then(|r| r.requests)
         .unwrap_or_default();
     Ok(Present {
         service_account_annotation: sa.annotations().contains_key("eks.amazonaws.com/role-arn"),
@@ -82,7 +83,7 @@ async fn observe(ns: &wandb_testkit::TestNamespace) -> anyhow::Result<Present> {
             .iter()
             .any(|t| t.key.as_deref() == Some("dedicated")),
         affinity: app.affinity.is_some_and(|a| a.node_affinity.is_some()),
-        redis_memory_limit: redis_limits.get("memory").map(|q| q.0.as_str()) == Some("3Gi"),
+        redis_memory_request: redis_requests.get("memory").map(|q| q.0.as_str()) == Some("3Gi"),
         env_var: app.containers[0]
             .env
             .iter()
@@ -115,13 +116,15 @@ async fn every_setting_taken_out_of_the_resource_disappears_from_the_cluster() {
         ingress_annotation: true,
         tolerations: true,
         affinity: true,
-        redis_memory_limit: true,
+        redis_memory_request: true,
         env_var: true,
         console_app: true,
         hpa: true,
     };
     wait_for("every setting to be live", TIMEOUT, || async {
-        Ok((observe(&ns).await? == all).then_some(()))
+        let now = observe(&ns).await?;
+        eprintln!("live: {now:?}");
+        Ok((now == all).then_some(()))
     })
     .await;
 
