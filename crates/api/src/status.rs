@@ -84,33 +84,72 @@ pub struct MigrationStatus {
     /// True when every migration of `version` succeeded.
     #[serde(default)]
     pub ready: bool,
-    /// `Pending`, `Running`, `Failed` or `Succeeded`.
+    /// Where the migrations of `version` are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<MigrationPhase>,
     /// Why the phase is what it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Attempts made for a failing migration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempts: Option<i32>,
+}
+
+/// Phases of the migrations of one version.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationPhase {
+    /// Waiting for the backing services, or not started yet.
+    Pending,
+    /// At least one migration Job runs.
+    Running,
+    /// A migration Job failed; the previous version keeps running.
+    Failed,
+    /// Every migration Job succeeded.
+    Succeeded,
 }
 
 /// One backing-service instance.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct InfraStatus {
-    /// `managed` or `external`.
-    pub mode: String,
+    /// Who runs the service.
+    pub mode: InfraMode,
     /// Whether it is ready for use.
     pub ready: bool,
-    /// `Healthy`, `Pending`, `Unavailable` or `Error`.
-    pub state: String,
+    /// How the service is doing.
+    pub state: InfraState,
     /// Details when not healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The Secret the operator publishes the connection in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_secret: Option<String>,
+}
+
+/// Who runs a backing service.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum InfraMode {
+    /// A StatefulSet the operator runs.
+    #[default]
+    Managed,
+    /// The user's service, reached with the user's credentials.
+    External,
+}
+
+/// How a backing service is doing.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum InfraState {
+    /// Ready, and (external services) its endpoint answered the preflight.
+    Healthy,
+    /// Ready, but its endpoint failed the preflight (reported, not gating).
+    Degraded,
+    /// Not ready yet: starting, or its connection Secret is not written yet.
+    #[default]
+    Pending,
+    /// Failed: a setup Job failed or its inputs are wrong.
+    Error,
 }
 
 fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -123,3 +162,19 @@ fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Sch
     );
     schema
 }
+
+/// Shows a status enum as it is written in the status (`Healthy`, `managed`, ...).
+macro_rules! display_as_serialized {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(s)) => f.write_str(&s),
+                    _ => Err(std::fmt::Error),
+                }
+            }
+        }
+    )*};
+}
+
+display_as_serialized!(MigrationPhase, InfraMode, InfraState);

@@ -21,6 +21,16 @@ pub fn email_sink_secret(inst: &Instance) -> String {
     crate::names::scoped(&inst.name, "email-sink")
 }
 
+/// The effective email sink `(Secret, key)`: the operator's `<name>-email-sink` composed from
+/// SMTP settings, else the user's sink selector (`status.emailSink`).
+pub fn email_sink(cr: &WeightsAndBiases, inst: &Instance) -> Option<(String, String)> {
+    let email = cr.spec.wandb.notifications.as_ref()?.email.as_ref()?;
+    if email.smtp.is_some() {
+        return Some((email_sink_secret(inst), EMAIL_SINK_KEY.to_string()));
+    }
+    email.sink.as_ref().map(|s| (s.name.clone(), s.key.clone()))
+}
+
 /// Builds the view. A literal license becomes a reference to an operator-owned Secret, so the
 /// license never lands in a pod spec.
 pub fn build(cr: &WeightsAndBiases, inst: &Instance, conns: &Connections) -> Value {
@@ -34,17 +44,8 @@ pub fn build(cr: &WeightsAndBiases, inst: &Instance, conns: &Connections) -> Val
     let managed_bucket = inst.mode(ServiceKind::ObjectStore, "default") == Some(Mode::Managed);
     spec["wandb"]["bucketProxy"] = json!(wandb.bucket_proxy.unwrap_or(false) || managed_bucket);
 
-    let email = wandb.notifications.as_ref().and_then(|n| n.email.as_ref());
-    let email_sink = match email {
-        Some(e) if e.smtp.is_some() => {
-            json!({"name": email_sink_secret(inst), "key": EMAIL_SINK_KEY})
-        }
-        Some(e) => e
-            .sink
-            .as_ref()
-            .map_or(Value::Null, |s| json!({"name": s.name, "key": s.key})),
-        None => Value::Null,
-    };
+    let email_sink =
+        email_sink(cr, inst).map_or(Value::Null, |(name, key)| json!({"name": name, "key": key}));
 
     let mut clickhouse = serde_json::Map::new();
     for ((kind, instance), conn) in &conns.map {

@@ -102,6 +102,10 @@ pub struct SecretSpec {
     /// uses the same Secret: deleting one instance must not take it from the others.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// The server manifest's name of a generated secret (`status.generatedSecrets` is keyed by
+    /// it); `None` for the operator's own credentials.
+    #[serde(skip)]
+    pub manifest_name: Option<String>,
 }
 
 /// How the controller fills a declared Secret.

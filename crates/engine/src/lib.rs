@@ -10,9 +10,11 @@ pub mod crview;
 pub mod desired;
 pub mod env;
 mod error;
+pub mod inputs_hash;
 pub mod instance;
 pub mod names;
 pub mod needs;
+pub mod references;
 pub mod render;
 
 pub use backends::{Backend, InfraPlan, Observed, Readiness};

@@ -17,6 +17,10 @@ pub const SECRET_SOURCE_ANNOTATION: &str = "apps.wandb.com/secret-source";
 pub const RETAIN_ANNOTATION: &str = "apps.wandb.com/retain";
 /// Annotation marking a Secret every instance of the namespace uses (`useExactName`).
 pub const SHARED_ANNOTATION: &str = "apps.wandb.com/shared";
+/// Annotation holding a hash of the whole object the operator last applied: with the live values
+/// still matching, an equal hash proves the last apply already removed every field no longer
+/// desired, so the write can be skipped.
+pub const APPLIED_HASH_ANNOTATION: &str = "apps.wandb.com/applied-hash";
 
 /// Kubernetes names are at most 63 characters for anything that ends up in a label.
 const MAX_NAME: usize = 63;

@@ -331,7 +331,10 @@ fn gateway_mode_snapshot() {
             .into_iter()
             .filter(|o| o.phase == wandb_engine::Phase::Networking)
             .collect(),
-        ..Default::default()
+        secrets: vec![],
+        warnings: vec![],
+        infra: vec![],
+        ..built
     };
     insta::assert_snapshot!(wandb_engine::render::to_yaml(&networking, "wandb"));
 }

@@ -1,22 +1,31 @@
 //! The one apply engine: server-side apply (field manager `wandb-operator`, forced) of any
-//! desired object, skipping the write when the live object already holds every field we own,
-//! and pruning by labels what an instance owns but no longer renders.
+//! desired object, and pruning by labels what an instance owns but no longer renders.
+//!
+//! The API server decides the result: a field applied before and no longer desired is removed by
+//! the next apply, because the field manager no longer claims it. A write is skipped only when
+//! that apply could change nothing: the live object carries the hash of exactly this desired
+//! object (so the last apply already dropped every stale field) *and* still holds every desired
+//! value (so nobody changed a field we own since).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Client, ResourceExt};
 use serde_json::Value;
 use wandb_engine::names;
+
+use crate::owned_cache::OwnedCache;
 
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "wandb-operator";
 
 /// Kinds the engine renders, `(apiVersion, kind, plural)`; also the kinds that are pruned
-/// (PersistentVolumeClaims are data and never pruned). The Gateway API kinds come from CRDs a
+/// (PersistentVolumeClaims are data and never pruned) and watched (their caches are what a
+/// reconcile observes). The Gateway API kinds come from CRDs a
 /// cluster may not have: see [`is_not_served`].
 pub const KINDS: &[(&str, &str, &str)] = &[
     ("v1", "ServiceAccount", "serviceaccounts"),
@@ -39,8 +48,8 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ),
     ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ("networking.k8s.io/v1", "Ingress", "ingresses"),
-    ("gateway.networking.k8s.io/v1", "Gateway", "gateways"),
-    ("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    (wandb_engine::GATEWAY_API_VERSION, "Gateway", "gateways"),
+    (wandb_engine::GATEWAY_API_VERSION, "HTTPRoute", "httproutes"),
 ];
 
 /// Whether the API server answered that it does not serve the resource at all (404 on a
@@ -79,20 +88,72 @@ fn plural_of(kind: &str) -> String {
     }
 }
 
-/// Applies objects in one namespace and counts the writes it makes.
+/// Applies objects in one namespace and counts the writes it makes. It observes the operator's
+/// own objects once: from what it wrote or deleted in this pass, else from the controller's
+/// watch caches, else (a kind not cached yet) from the API server.
 pub struct Applier {
     client: Client,
     namespace: String,
     writes: AtomicUsize,
+    cache: OwnedCache,
+    /// What this pass wrote (the API server's answer) or deleted (`None`), by `(kind, name)`.
+    written: Mutex<HashMap<(String, String), Option<Value>>>,
 }
 
 impl Applier {
+    /// An applier that reads every object from the API server.
     pub fn new(client: Client, namespace: &str) -> Self {
+        Self::with_cache(client, namespace, OwnedCache::default())
+    }
+
+    pub fn with_cache(client: Client, namespace: &str, cache: OwnedCache) -> Self {
         Applier {
             client,
             namespace: namespace.to_string(),
             writes: AtomicUsize::new(0),
+            cache,
+            written: Mutex::default(),
         }
+    }
+
+    /// The operator's object `kind/name` as last seen: written in this pass, else cached, else
+    /// read. Only for objects the operator labels as its own (see [`crate::owned_cache`]).
+    pub async fn live(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<Value>, kube::Error> {
+        let key = (kind.to_string(), name.to_string());
+        if let Some(seen) = self.written.lock().expect("not poisoned").get(&key) {
+            return Ok(seen.clone());
+        }
+        if let Some(cached) = self.cache.get(api_version, kind, &self.namespace, name) {
+            return Ok(cached);
+        }
+        let live = self.api(api_version, kind).get_opt(name).await?;
+        Ok(live.map(|l| serde_json::to_value(&l).expect("objects serialize")))
+    }
+
+    /// [`Self::live`] as a typed object.
+    pub async fn live_as<K: serde::de::DeserializeOwned>(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<K>, kube::Error> {
+        Ok(self
+            .live(api_version, kind, name)
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// Records what a write outside [`Self::apply`] returned (e.g. a created Secret).
+    pub fn record(&self, kind: &str, name: &str, object: Option<Value>) {
+        self.written
+            .lock()
+            .expect("not poisoned")
+            .insert((kind.to_string(), name.to_string()), object);
     }
 
     pub fn client(&self) -> &Client {
@@ -142,19 +203,27 @@ impl Applier {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let api = self.api(&api_version, &kind);
-        if let Some(live) = api.get_opt(&name).await? {
-            let live = serde_json::to_value(&live).expect("objects serialize");
-            if let Some(note) = keep_immutable(&kind, &mut desired, &live) {
-                tracing::warn!(%kind, %name, "{note}");
-            }
-            if is_subset(&desired, &live) {
-                return Ok(false);
-            }
+        let live = self.live(&api_version, &kind, &name).await?;
+        if let Some(live) = &live
+            && let Some(note) = keep_immutable(&kind, &mut desired, live)
+        {
+            tracing::warn!(%kind, %name, "{note}");
+        }
+        stamp_applied_hash(&mut desired);
+        if live.as_ref().is_some_and(|live| unchanged(&desired, live)) {
+            return Ok(false);
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(&name, &params, &Patch::Apply(&desired)).await?;
+        let answer = self
+            .api(&api_version, &kind)
+            .patch(&name, &params, &Patch::Apply(&desired))
+            .await?;
         self.count_write();
+        self.record(
+            &kind,
+            &name,
+            Some(serde_json::to_value(&answer).expect("objects serialize")),
+        );
         tracing::debug!(%kind, %name, "applied");
         Ok(true)
     }
@@ -173,6 +242,7 @@ impl Applier {
         {
             Ok(_) => {
                 self.count_write();
+                self.record(kind, name, None);
                 tracing::debug!(%kind, %name, "deleted");
                 Ok(true)
             }
@@ -198,24 +268,32 @@ impl Applier {
         );
         let mut pruned = Vec::new();
         for (api_version, kind, _) in KINDS {
-            let list = match self
-                .api(api_version, kind)
-                .list_metadata(&ListParams::default().labels(&selector))
-                .await
-            {
-                Ok(l) => l,
-                // Nothing of a kind the cluster does not serve can exist.
-                Err(e) if is_not_served(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            for item in list.items {
-                let name = item.name_any();
+            let owned: Vec<ObjectMeta> =
+                match self
+                    .cache
+                    .owned_by(api_version, kind, &self.namespace, instance)
+                {
+                    Some(cached) => cached.iter().map(|o| o.metadata.clone()).collect(),
+                    None => match self
+                        .api(api_version, kind)
+                        .list_metadata(&ListParams::default().labels(&selector))
+                        .await
+                    {
+                        Ok(l) => l.items.into_iter().map(|o| o.metadata).collect(),
+                        // Nothing of a kind the cluster does not serve can exist.
+                        Err(e) if is_not_served(&e) => continue,
+                        Err(e) => return Err(e),
+                    },
+                };
+            for item in owned {
+                let name = item.name.clone().unwrap_or_default();
                 let retained = item
-                    .annotations()
-                    .get(names::RETAIN_ANNOTATION)
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(names::RETAIN_ANNOTATION))
                     .is_some_and(|v| v == "true");
                 if retained
-                    || item.metadata.deletion_timestamp.is_some()
+                    || item.deletion_timestamp.is_some()
                     || keep.contains(&((*kind).to_string(), name.clone()))
                 {
                     continue;
@@ -227,6 +305,45 @@ impl Applier {
         }
         Ok(pruned)
     }
+}
+
+/// Stamps [`names::APPLIED_HASH_ANNOTATION`] on `desired`: a hash of the object without it.
+pub fn stamp_applied_hash(desired: &mut Value) {
+    let meta = desired["metadata"].as_object_mut();
+    if let Some(meta) = meta
+        && let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+    {
+        a.remove(names::APPLIED_HASH_ANNOTATION);
+        if a.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+    let hash = applied_hash(desired);
+    let meta = &mut desired["metadata"];
+    if !meta["annotations"].is_object() {
+        meta["annotations"] = Value::Object(Default::default());
+    }
+    meta["annotations"][names::APPLIED_HASH_ANNOTATION] = Value::String(hash);
+}
+
+/// A hash of the whole desired object (serde_json's maps are ordered, so equal objects hash
+/// equal). 128 bits: a collision would hide a change, so no short hash here.
+fn applied_hash(desired: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(desired.to_string().as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether applying `desired` (stamped by [`stamp_applied_hash`]) to `live` would change
+/// nothing: the last apply was of this very object, and every value it set is still there.
+pub fn unchanged(desired: &Value, live: &Value) -> bool {
+    let hash = |v: &Value| {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(names::APPLIED_HASH_ANNOTATION))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    hash(desired).is_some() && hash(desired) == hash(live) && is_subset(desired, live)
 }
 
 /// Fields the API server never lets change keep their live value, so that a changed desired
@@ -397,6 +514,50 @@ mod tests {
             &json!({"r": {"cpu": "2"}})
         ));
         assert!(!is_subset(&json!({"a": true}), &json!({})));
+    }
+
+    #[test]
+    fn a_write_is_skipped_only_for_the_same_desired_object_with_its_values_live() {
+        let mut desired = json!({"metadata": {"name": "sa", "annotations": {"role": "arn:1"}}});
+        stamp_applied_hash(&mut desired);
+        let live = desired.clone();
+        assert!(unchanged(&desired, &live));
+
+        // The user removes the annotation: the live object still contains every desired field
+        // (a one-way subset check would skip), but the hash differs, so the apply runs and the
+        // API server drops the field.
+        let mut removed = json!({"metadata": {"name": "sa"}});
+        assert!(is_subset(&removed, &live));
+        stamp_applied_hash(&mut removed);
+        assert!(!unchanged(&removed, &live));
+
+        // Someone edits a field we own: same hash, but the value is gone.
+        let mut drifted = live.clone();
+        drifted["metadata"]["annotations"]["role"] = "arn:2".into();
+        assert!(!unchanged(&desired, &drifted));
+
+        // An object last written by someone else (no hash) is applied.
+        let mut foreign = live.clone();
+        foreign["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(names::APPLIED_HASH_ANNOTATION);
+        assert!(!unchanged(&desired, &foreign));
+    }
+
+    #[test]
+    fn the_applied_hash_is_stable_and_ignores_its_own_annotation() {
+        let mut a = json!({"metadata": {"name": "x"}, "spec": {"k": 1}});
+        stamp_applied_hash(&mut a);
+        let mut again = a.clone();
+        stamp_applied_hash(&mut again);
+        assert_eq!(a, again);
+        let mut other = json!({"metadata": {"name": "x"}, "spec": {"k": 2}});
+        stamp_applied_hash(&mut other);
+        assert_ne!(
+            a["metadata"]["annotations"][names::APPLIED_HASH_ANNOTATION],
+            other["metadata"]["annotations"][names::APPLIED_HASH_ANNOTATION]
+        );
     }
 
     #[test]

@@ -2,15 +2,20 @@
 //! run it in-process.
 
 pub mod admin;
+pub mod api_requests;
 pub mod apply;
 pub mod connections;
 pub mod controller;
+pub mod email_sink;
 pub mod gates;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;
 pub mod observe;
+pub mod owned_cache;
+pub mod pod_inputs;
 pub mod preflight;
 pub mod secrets;
 pub mod status;
 pub mod telemetry;
+pub mod user_secrets;

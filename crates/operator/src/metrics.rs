@@ -36,6 +36,8 @@ pub struct Metrics {
     ready: Family<InstanceLabels, Gauge>,
     manifest_errors: Family<ReasonLabels, Counter>,
     leader: Gauge,
+    /// Every request to the API server, by verb and resource.
+    pub requests: std::sync::Arc<crate::api_requests::ApiRequests>,
 }
 
 impl Default for Metrics {
@@ -49,6 +51,12 @@ impl Default for Metrics {
         let ready = Family::<InstanceLabels, Gauge>::default();
         let manifest_errors = Family::<ReasonLabels, Counter>::default();
         let leader = Gauge::default();
+        let requests = std::sync::Arc::new(crate::api_requests::ApiRequests::default());
+        registry.register(
+            "api_requests",
+            "Requests to the Kubernetes API server, by verb and resource",
+            requests.family.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles of WeightsAndBiases, by outcome",
@@ -87,6 +95,7 @@ impl Default for Metrics {
             ready,
             manifest_errors,
             leader,
+            requests,
         }
     }
 }

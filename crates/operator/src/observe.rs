@@ -1,12 +1,15 @@
-//! Reads the facts the gates and the status are computed from: migration Jobs and application
-//! Deployments, by name.
+//! Reads the facts the gates and the status are computed from: migration Jobs, backing services'
+//! StatefulSets and setup Jobs, and application Deployments, by name, through the applier (so
+//! from the watch caches, and never twice in a pass).
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use kube::{Api, Client};
 use wandb_engine::backends::{self, InfraPlan, Observed};
 use wandb_engine::{DesiredObject, Mode, Phase, names};
 
+use wandb_api::InfraMode;
+
+use crate::apply::Applier;
 use crate::gates::{JobState, MigrationFact};
 use crate::status::{DeploymentFact, InfraFact};
 
@@ -77,17 +80,15 @@ fn component_of(o: &DesiredObject) -> String {
 
 /// Migration Jobs of the plan, observed by name.
 pub async fn migrations(
-    client: &Client,
-    ns: &str,
+    applier: &Applier,
     objects: &[DesiredObject],
 ) -> Result<Vec<MigrationFact>, kube::Error> {
-    let api: Api<Job> = Api::namespaced(client.clone(), ns);
     let mut out = Vec::new();
     for o in objects
         .iter()
         .filter(|o| o.phase == Phase::Migrations && o.kind == "Job")
     {
-        let job = api.get_opt(&o.name).await?;
+        let job: Option<Job> = applier.live_as("batch/v1", "Job", &o.name).await?;
         out.push(MigrationFact {
             job: o.name.clone(),
             state: job_state(job.as_ref()),
@@ -98,13 +99,7 @@ pub async fn migrations(
 
 /// Backing services of the plan: their StatefulSet and setup Jobs, judged by the backend's
 /// readiness rule. The connection Secret is left out here (reported as `missing_secrets`).
-pub async fn infra(
-    client: &Client,
-    ns: &str,
-    plans: &[InfraPlan],
-) -> Result<Vec<InfraFact>, kube::Error> {
-    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-    let job_api: Api<Job> = Api::namespaced(client.clone(), ns);
+pub async fn infra(applier: &Applier, plans: &[InfraPlan]) -> Result<Vec<InfraFact>, kube::Error> {
     let mut out = Vec::new();
     for plan in plans {
         let mut observed = Observed {
@@ -112,13 +107,15 @@ pub async fn infra(
             ..Default::default()
         };
         if let Some(name) = &plan.statefulset_name
-            && let Some(sts) = sts_api.get_opt(name).await?
+            && let Some(sts) = applier
+                .live_as::<StatefulSet>("apps/v1", "StatefulSet", name)
+                .await?
         {
             observed.statefulset_generation = sts.metadata.generation;
             observed.statefulset = Some(sts.status.unwrap_or_default());
         }
         for job in &plan.setup_jobs {
-            if let Some(j) = job_api.get_opt(job).await? {
+            if let Some(j) = applier.live_as::<Job>("batch/v1", "Job", job).await? {
                 observed
                     .jobs
                     .insert(job.clone(), j.status.unwrap_or_default());
@@ -128,8 +125,8 @@ pub async fn infra(
             kind: plan.kind.key().to_string(),
             instance: plan.instance.clone(),
             mode: match plan.mode {
-                Mode::Managed => "managed".into(),
-                Mode::External => "external".into(),
+                Mode::Managed => InfraMode::Managed,
+                Mode::External => InfraMode::External,
             },
             connection_secret: plan.connection_secret.clone(),
             readiness: backends::readiness(plan, &observed),
@@ -141,17 +138,15 @@ pub async fn infra(
 
 /// Application Deployments of the plan, observed by name.
 pub async fn deployments(
-    client: &Client,
-    ns: &str,
+    applier: &Applier,
     objects: &[DesiredObject],
 ) -> Result<Vec<DeploymentFact>, kube::Error> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let mut out = Vec::new();
     for o in objects
         .iter()
         .filter(|o| o.phase == Phase::Applications && o.kind == "Deployment")
     {
-        let d = api.get_opt(&o.name).await?;
+        let d: Option<Deployment> = applier.live_as("apps/v1", "Deployment", &o.name).await?;
         out.push(deployment_fact(&component_of(o), &o.name, d.as_ref()));
     }
     Ok(out)

@@ -119,7 +119,9 @@ async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("no Kubernetes client configuration: {e}"))?;
-    let mut ctx = Context::new(client.clone());
+    let mut ctx = Context::new(client);
+    // From here on every request goes through the context's counted client.
+    let client = ctx.client.clone();
     ctx.oci = OciLoader::new(args.insecure_registries.clone());
     ctx.default_manifest = args.default_manifest_repository.clone();
     let ctx = Arc::new(ctx);

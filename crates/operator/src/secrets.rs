@@ -1,6 +1,7 @@
 //! The Secrets the engine declares but never fills: generated credentials (created once, never
-//! overwritten), the license copied from the spec, and the connection Secrets that backing
-//! services publish (only their existence is checked here). Values are never logged.
+//! overwritten), the license copied from the spec, the email sink composed from the SMTP
+//! settings, and the connection Secrets that backing services publish (only their existence is
+//! checked here). Values are never logged.
 
 use std::collections::BTreeMap;
 
@@ -10,19 +11,28 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{Api, PostParams};
 use rand::Rng as _;
 use wandb_api::WeightsAndBiases;
+use wandb_engine::crview::EMAIL_SINK_KEY;
+use wandb_engine::inputs_hash::SecretDigests;
 use wandb_engine::{SecretSource, SecretSpec, names};
 
 use crate::apply::Applier;
+use crate::email_sink;
+use crate::user_secrets::SecretReader;
 
 /// What the secret step observed.
 #[derive(Debug, Default)]
 pub struct SecretFacts {
     /// Connection Secrets that do not exist.
     pub missing: Vec<String>,
-    /// Generated Secrets: (Secret name, key).
-    pub generated: Vec<(String, String)>,
+    /// Generated Secrets: (manifest name, or the Secret's own for the operator's credentials;
+    /// Secret name; key).
+    pub generated: Vec<(String, String, String)>,
     /// Secrets created from scratch in this pass (names only).
     pub created: Vec<String>,
+    /// `<Secret> (<why>)` for each composed Secret whose inputs are incomplete (the email sink).
+    pub problems: Vec<String>,
+    /// Digests of the data of the Secrets written from the spec (license copy, email sink).
+    pub digests: SecretDigests,
 }
 
 /// A random alphanumeric string of `length` characters.
@@ -79,6 +89,7 @@ pub async fn ensure(
     cr: &WeightsAndBiases,
     specs: &[SecretSpec],
     owner: &OwnerReference,
+    reader: &mut SecretReader,
 ) -> Result<SecretFacts, kube::Error> {
     let api: Api<Secret> = Api::namespaced(applier.client().clone(), applier.namespace());
     let mut facts = SecretFacts::default();
@@ -92,8 +103,11 @@ pub async fn ensure(
         match &spec.source {
             SecretSource::Generated { length } => {
                 let key = spec.keys.first().cloned().unwrap_or_else(|| "value".into());
-                facts.generated.push((spec.name.clone(), key));
-                if api.get_metadata_opt(&spec.name).await?.is_some() {
+                let manifest_name = spec.manifest_name.as_ref().unwrap_or(&spec.name);
+                facts
+                    .generated
+                    .push((manifest_name.clone(), spec.name.clone(), key));
+                if applier.live("v1", "Secret", &spec.name).await?.is_some() {
                     continue; // never overwritten
                 }
                 let secret = Secret {
@@ -108,8 +122,13 @@ pub async fn ensure(
                     ..Default::default()
                 };
                 match api.create(&PostParams::default(), &secret).await {
-                    Ok(_) => {
+                    Ok(created) => {
                         applier.count_write();
+                        applier.record(
+                            "Secret",
+                            &spec.name,
+                            Some(serde_json::to_value(&created).expect("serializes")),
+                        );
                         facts.created.push(spec.name.clone());
                         tracing::info!(secret = %spec.name, "generated secret created");
                     }
@@ -122,38 +141,69 @@ pub async fn ensure(
                 let Some(license) = cr.spec.wandb.license.as_deref() else {
                     continue;
                 };
-                let secret = Secret {
-                    metadata: meta(cr, spec, owner_for),
-                    data: Some(
-                        spec.keys
-                            .iter()
-                            .map(|k| (k.clone(), ByteString(license.as_bytes().to_vec())))
-                            .collect(),
-                    ),
-                    type_: Some("Opaque".into()),
-                    ..Default::default()
-                };
-                let mut value = serde_json::to_value(&secret).expect("serializes");
-                value["apiVersion"] = "v1".into();
-                value["kind"] = "Secret".into();
-                // The owner is already in the metadata.
-                applier.apply(&value, None).await?;
+                let data = spec
+                    .keys
+                    .iter()
+                    .map(|k| (k.clone(), license.to_string()))
+                    .collect();
+                write(applier, cr, spec, owner_for, data, &mut facts.digests).await?;
             }
             SecretSource::FromSpec { field } => {
                 tracing::warn!(secret = %spec.name, %field, "unknown spec field for a secret");
             }
             SecretSource::ManagedConnection { .. } | SecretSource::ExternalConnection { .. } => {
                 // Published by the backing service's backend; its existence is the readiness fact.
-                if api.get_metadata_opt(&spec.name).await?.is_none() {
+                if applier.live("v1", "Secret", &spec.name).await?.is_none() {
                     facts.missing.push(spec.name.clone());
                 }
             }
             SecretSource::EmailSink => {
-                // Composed by the notifications step (not implemented yet).
+                let Some(smtp) = email_sink::smtp(cr) else {
+                    continue;
+                };
+                let key = spec.keys.first().map_or(EMAIL_SINK_KEY, String::as_str);
+                match email_sink::compose(reader, smtp, &spec.name, key).await? {
+                    Ok(data) => {
+                        write(applier, cr, spec, owner_for, data, &mut facts.digests).await?;
+                    }
+                    Err(problem) => facts.problems.push(problem),
+                }
             }
         }
     }
     Ok(facts)
+}
+
+/// Applies Secret `spec` holding `data` (server-side, skipped when current) and records the
+/// digests of its values.
+async fn write(
+    applier: &Applier,
+    cr: &WeightsAndBiases,
+    spec: &SecretSpec,
+    owner: Option<&OwnerReference>,
+    data: BTreeMap<String, String>,
+    digests: &mut SecretDigests,
+) -> Result<(), kube::Error> {
+    digests.insert(
+        &spec.name,
+        data.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+    );
+    let secret = Secret {
+        metadata: meta(cr, spec, owner),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    let mut value = serde_json::to_value(&secret).expect("serializes");
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "Secret".into();
+    // The owner is already in the metadata.
+    applier.apply(&value, None).await?;
+    Ok(())
 }
 
 #[cfg(test)]

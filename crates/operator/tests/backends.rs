@@ -14,36 +14,14 @@ use kube::api::PostParams;
 use wandb_api::WeightsAndBiases;
 use wandb_testkit::wait_for;
 
-use common::{TIMEOUT, condition, start, wait_ready};
+use common::{TIMEOUT, condition, secret_data, start, wait_ready};
 
 /// Instance `w` on the built-in manifest, every service managed; tests append their services.
 const BUILTIN_W: &str = "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {name: w}\nspec:\n  wandb: {hostname: http://w.local, version: \"0.84.0\", manifestRepository: \"builtin://\"}\n";
 
-fn secret_data(s: &Secret) -> BTreeMap<String, String> {
-    s.data
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
-        .collect()
-}
-
 /// Creates Secret `db` with the coordinates of an external MySQL.
 async fn create_db_secret(secrets: &Api<Secret>, fields: &[(&str, &str)]) {
-    let db = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("db".into()),
-            ..Default::default()
-        },
-        string_data: Some(
-            fields
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                .collect(),
-        ),
-        ..Default::default()
-    };
-    secrets.create(&PostParams::default(), &db).await.unwrap();
+    common::create_secret(secrets, "db", fields).await;
 }
 
 /// Secret `db` pointing at `host:port` and instance `w` using it as its external MySQL.
@@ -74,7 +52,7 @@ async fn apply_external_mysql(
 async fn mysql_state(wb: &Api<WeightsAndBiases>) -> Option<(String, String)> {
     let st = wb.get("w").await.ok()?.status?;
     let s = st.infra.get("mysql")?.get("default")?.clone();
-    Some((s.state, s.message.unwrap_or_default()))
+    Some((s.state.to_string(), s.message.unwrap_or_default()))
 }
 
 #[tokio::test]
@@ -130,14 +108,7 @@ async fn managed_services_are_created_wired_and_the_instance_becomes_ready() {
     );
 
     // Credentials are kept across reconciles.
-    wb.patch(
-        "w",
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(serde_json::json!({"metadata": {"annotations": {"touch": "1"}}})),
-    )
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    common::poke_and_count_writes(&running, &ns, "w").await;
     assert_eq!(
         &secret_data(&secrets.get("w-mysql-credentials").await.unwrap())["password"],
         password
@@ -604,7 +575,7 @@ async fn external_tls_endpoints_are_preflighted_with_the_ca_from_the_secret() {
     let redis_state = || async {
         let st = wb.get("w").await.ok()?.status?;
         let s = st.infra.get("redis")?.get("default")?.clone();
-        Some((s.state, s.message.unwrap_or_default()))
+        Some((s.state.to_string(), s.message.unwrap_or_default()))
     };
     wait_for("the TLS Redis to be Healthy", TIMEOUT, || async {
         Ok(redis_state().await.filter(|(s, _)| s == "Healthy"))
@@ -679,5 +650,113 @@ async fn an_external_service_that_comes_back_is_healthy_again() {
         Ok(mysql_state(&wb).await.filter(|(s, _)| s == "Healthy"))
     })
     .await;
+    running.finish(ns).await;
+}
+
+/// Each Deployment of the namespace: name -> (generation, pod template, whether it reads `secret`).
+async fn deployments_reading(
+    deployments: &Api<Deployment>,
+    secret: &str,
+) -> BTreeMap<String, (i64, serde_json::Value, bool)> {
+    let needle = format!("\"{secret}\"");
+    deployments
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|d| {
+            let template = serde_json::to_value(&d.spec.as_ref().unwrap().template).unwrap();
+            let reads = template["spec"].to_string().contains(&needle);
+            let name = d.metadata.name.clone().unwrap();
+            (name, (d.metadata.generation.unwrap_or(0), template, reads))
+        })
+        .collect()
+}
+
+fn inputs_hash(template: &serde_json::Value) -> Option<&str> {
+    template["metadata"]["annotations"][wandb_engine::inputs_hash::INPUTS_HASH_ANNOTATION].as_str()
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn a_rotated_password_rolls_exactly_the_deployments_that_read_it() {
+    let ns = wandb_testkit::namespace("backends-rotation").await;
+    let _pv = ns.start_volume_provisioner();
+    // A reachable "MySQL", so that the instance settles (its next periodic pass is minutes away).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let secrets: Api<Secret> = ns.api();
+    let deployments: Api<Deployment> = ns.api();
+    apply_external_mysql(&ns, &secrets, "127.0.0.1", &port).await;
+    wait_ready(&wb, "w").await;
+
+    let before = deployments_reading(&deployments, "w-mysql-connection").await;
+    let (readers, others): (Vec<_>, Vec<_>) = before.iter().partition(|(_, (_, _, r))| *r);
+    assert!(
+        !readers.is_empty(),
+        "some Deployment reads the MySQL connection"
+    );
+    assert!(!others.is_empty(), "some Deployment does not");
+    for (name, (_, template, _)) in &readers {
+        assert!(
+            inputs_hash(template).is_some(),
+            "{name} carries the inputs hash"
+        );
+    }
+    let conn_before = secret_data(&secrets.get("w-mysql-connection").await.unwrap());
+    assert_eq!(conn_before["password"], "secret");
+
+    let rotated = serde_json::json!({"stringData": {"password": "rotated/p@ss"}});
+    let t0 = std::time::Instant::now();
+    secrets
+        .patch(
+            "db",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(rotated),
+        )
+        .await
+        .unwrap();
+    let after = wait_for(
+        "the connection Secret and every Deployment reading it to change",
+        Duration::from_secs(30),
+        || async {
+            let conn = secret_data(&secrets.get("w-mysql-connection").await?);
+            if conn["password"] != "rotated/p@ss" {
+                return Ok(None);
+            }
+            let now = deployments_reading(&deployments, "w-mysql-connection").await;
+            let rolled = readers.iter().all(|(name, (generation, template, _))| {
+                now.get(*name).is_some_and(|(g, t, _)| {
+                    g > generation && inputs_hash(t) != inputs_hash(template)
+                })
+            });
+            Ok(rolled.then_some((conn, now)))
+        },
+    )
+    .await;
+    eprintln!(
+        "rotation: {} Deployment(s) reading the MySQL connection rolled {:?} after the Secret \
+         changed; {} others kept their template",
+        readers.len(),
+        t0.elapsed(),
+        others.len()
+    );
+    let (conn, now) = after;
+    assert!(
+        conn["url"].contains("rotated%2Fp%40ss@127.0.0.1"),
+        "the URL carries it, encoded"
+    );
+    for (name, (generation, template, _)) in &others {
+        let (g, t, _) = &now[*name];
+        assert_eq!(
+            g, generation,
+            "{name} does not read the MySQL connection: not rolled"
+        );
+        assert_eq!(t, template, "{name} keeps its template");
+    }
+    drop(listener);
     running.finish(ns).await;
 }

@@ -6,7 +6,7 @@
 //! cargo test -p wandb-operator --test controller -- --include-ignored --nocapture
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -173,7 +173,7 @@ async fn reaches_ready_through_infra_migrations_and_applications() {
         Some(&0),
         "a reconcile with no change writes nothing: {history:?}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // That reconcile completed: had it re-created a Job, the Job would be listed now.
     assert!(
         jobs.list(&sel).await.unwrap().items.is_empty(),
         "Jobs are not re-created"
@@ -421,7 +421,8 @@ async fn failed_migration_stops_the_upgrade_and_a_retry_completes_it() {
     );
     let stalled = st.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
     assert_eq!(stalled.reason, "MigrationFailed");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A completed reconcile after the failure must leave the applications alone.
+    common::poke_and_count_writes(&running, &ns, name).await;
     let still = image_of(&deployments.get(&format!("{name}-api")).await.unwrap());
     assert_eq!(
         still, api_image,
@@ -656,9 +657,8 @@ async fn measures_time_to_ready_and_writes() {
     eprintln!("{n} instance(s): all Ready after {elapsed:?}");
 
     // Settled: a poked reconcile writes nothing.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let name = &names[0];
-    let history = common::poke_and_count_writes(&running, &ns, name).await;
+    let history = common::settle(&running, &ns, name).await;
     eprintln!("{name}: writes per reconcile {history:?}");
     assert_eq!(history.last(), Some(&0));
     let writes = running.ctx.total_writes();

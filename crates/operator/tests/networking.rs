@@ -159,7 +159,7 @@ async fn repairs_gateway_api_objects_through_the_watch(
 ) {
     // Each change is made once the controller is idle, so that only the watch can explain the
     // reconcile that repairs it (and not one still queued by the previous step).
-    let idle = || settle(running, ns);
+    let idle = || common::settle(running, ns, "w");
     idle().await;
     let before = serde_json::to_value(routes.get("w-app").await.unwrap()).unwrap();
     let uid = before["metadata"]["uid"].clone();
@@ -220,26 +220,6 @@ async fn repairs_gateway_api_objects_through_the_watch(
         Ok((gw["spec"]["gatewayClassName"] == "eg").then_some(()))
     })
     .await;
-}
-
-/// Waits until instance `w` has been idle for 3 s (at most 30 s): its recent reconciles' write
-/// counts and the total of writes have not changed (a reconcile that writes nothing shows only
-/// while fewer than the kept history have run; the 3 s cover its debounce and run anyway).
-async fn settle(running: &common::Running, ns: &TestNamespace) {
-    let seen = || {
-        (
-            running.ctx.write_history(ns.name(), "w"),
-            running.ctx.total_writes(),
-        )
-    };
-    for _ in 0..10 {
-        let before = seen();
-        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        if seen() == before {
-            return;
-        }
-    }
-    panic!("instance w keeps being reconciled");
 }
 
 /// Whether the cluster serves HTTPRoutes (the Gateway API CRDs are installed).

@@ -99,6 +99,17 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+async fn lease_renew_time(leases: &Api<Lease>) -> Option<String> {
+    let t = leases
+        .get_opt(LEASE)
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .renew_time?;
+    Some(format!("{t:?}"))
+}
+
 #[tokio::test]
 #[ignore = "needs the local control plane (scripts/cluster.sh up)"]
 async fn health_metrics_and_leader_failover_between_two_processes() {
@@ -132,7 +143,21 @@ async fn health_metrics_and_leader_failover_between_two_processes() {
             .1
             .contains("wandb_operator_api_writes_total")
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        get(a.metrics, "/metrics")
+            .unwrap()
+            .1
+            .contains("wandb_operator_api_requests_total{verb=\"get\",resource=\"leases\"}"),
+        "every request is counted by verb and resource"
+    );
+    // Two renewals by the leader while the standby runs: the standby has tried in between.
+    for _ in 0..2 {
+        let renewed = lease_renew_time(&leases).await;
+        wait_for("op-a to renew the lease", TIMEOUT, || async {
+            Ok((lease_renew_time(&leases).await != renewed).then_some(()))
+        })
+        .await;
+    }
     assert_eq!(
         holder(&leases).await.as_deref(),
         Some("op-a"),
@@ -206,6 +231,7 @@ async fn exports_traces_over_otlp_http() {
     let ns = wandb_testkit::namespace("runtime-otlp").await;
     install_crd(&ns.client()).await;
     let (port, requests) = otlp_receiver();
+    let health = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wandb-operator"))
         .args([
             "run",
@@ -213,16 +239,19 @@ async fn exports_traces_over_otlp_http() {
             ns.name(),
             "--metrics-bind-address",
             "0",
-            "--health-probe-bind-address",
-            "0",
         ])
+        .arg(format!("--health-probe-bind-address=127.0.0.1:{health}"))
         .arg(format!("--otlp-endpoint=http://127.0.0.1:{port}"))
         .env("KUBECONFIG", ns.cluster().kubeconfig_path())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Ready once the startup span (waiting for the CRD) has ended, so there is a span to export.
+    wait_for("/readyz to answer 200", TIMEOUT, || async {
+        Ok(get(health, "/readyz").filter(|(c, _)| *c == 200))
+    })
+    .await;
     // A graceful stop flushes the batch exporter.
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -164,6 +164,7 @@ pub fn connection_spec(
         source,
         retain,
         shared: false,
+        manifest_name: None,
     }
 }
 

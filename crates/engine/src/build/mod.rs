@@ -54,7 +54,7 @@ impl BuildContext<'_> {
 }
 
 /// Everything an instance should have.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Built {
     pub objects: Vec<DesiredObject>,
     pub secrets: Vec<SecretSpec>,
@@ -62,6 +62,10 @@ pub struct Built {
     /// One entry per backing-service instance (managed and external), in (kind, instance)
     /// order: the names the controller gates readiness on.
     pub infra: Vec<InfraPlan>,
+    /// The resolved instance everything above was built for.
+    pub instance: Instance,
+    /// `status.emailSink`: the effective email sink `(Secret, key)`.
+    pub email_sink: Option<(String, String)>,
 }
 
 pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
@@ -143,6 +147,8 @@ pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
         secrets: secret_specs(ctx, infra.secrets),
         warnings: ctx.warnings.borrow().clone(),
         infra: infra.plans,
+        instance: inst.clone(),
+        email_sink: crview::email_sink(ctx.cr, inst),
     })
 }
 
@@ -157,6 +163,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             source: SecretSource::Generated { length: gs.length },
             retain: true,
             shared: gs.use_exact_name,
+            manifest_name: Some(gs.name.clone()),
         });
     }
     if ctx.cr.spec.wandb.license.is_some() && ctx.cr.spec.wandb.license_secret.is_none() {
@@ -168,6 +175,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             },
             retain: false,
             shared: false,
+            manifest_name: None,
         });
     }
     let smtp = ctx
@@ -185,6 +193,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             source: SecretSource::EmailSink,
             retain: false,
             shared: false,
+            manifest_name: None,
         });
     }
     // Backing services: connection Secrets and generated credentials.

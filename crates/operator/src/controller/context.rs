@@ -23,6 +23,10 @@ pub struct Context {
     pub preflight_retry: Duration,
     /// How often a cluster without the Gateway API is asked whether it serves it now.
     pub gateway_api_recheck: Duration,
+    /// The watch caches of the running controller (replaced when it restarts).
+    owned: std::sync::RwLock<crate::owned_cache::OwnedCache>,
+    /// Which instances read which of the user's Secrets (see [`super::secret_watch`]).
+    pub secret_index: super::secret_watch::SecretIndex,
     failures: Mutex<HashMap<String, u32>>,
     /// Last preflight per external service (`ns/cr/kind/instance`): (what was checked: endpoint,
     /// TLS mode and a hash of the certificates; problem).
@@ -37,11 +41,18 @@ const HISTORY: usize = 64;
 /// What was checked (endpoint, TLS mode, certificate hash), the problem found, and when.
 type PreflightResult = (String, Option<String>, Instant);
 
+/// How long a reconcile waits for the watch caches' first listing.
+const CACHE_SYNC: Duration = Duration::from_secs(30);
+
 /// Default of [`Context::preflight_retry`].
 pub const PREFLIGHT_RETRY: Duration = Duration::from_secs(60);
 
 impl Context {
+    /// Every request of `client` made through this context is counted in
+    /// [`crate::metrics::Metrics::requests`] and carries the operator's User-Agent.
     pub fn new(client: Client) -> Self {
+        let metrics = std::sync::Arc::<crate::metrics::Metrics>::default();
+        let client = crate::api_requests::counted(client, metrics.requests.clone());
         let instance = std::env::var("POD_NAME").ok();
         let recorder = Recorder::new(
             client.clone(),
@@ -52,17 +63,32 @@ impl Context {
         );
         Context {
             client,
-            metrics: std::sync::Arc::default(),
+            metrics,
             recorder,
             default_manifest: "builtin://".into(),
             oci: crate::manifests::OciLoader::default(),
             preflight_retry: PREFLIGHT_RETRY,
             gateway_api_recheck: Duration::from_secs(60),
+            owned: Default::default(),
+            secret_index: Default::default(),
             failures: Mutex::default(),
             preflight: Mutex::default(),
             writes: Mutex::default(),
             total_writes: AtomicU64::new(0),
         }
+    }
+
+    /// Installs the caches of a (re)started controller.
+    pub fn set_owned_cache(&self, cache: crate::owned_cache::OwnedCache) {
+        *self.owned.write().expect("not poisoned") = cache;
+    }
+
+    /// The watch caches, once they hold their first listing (at most [`CACHE_SYNC`]; a kind
+    /// still not listed then is read from the API server).
+    pub async fn owned_cache(&self) -> crate::owned_cache::OwnedCache {
+        let cache = self.owned.read().expect("not poisoned").clone();
+        cache.wait_ready(CACHE_SYNC).await;
+        cache
     }
 
     /// Counts a failure of the object with `uid`; returns the consecutive count.

@@ -4,6 +4,7 @@
 mod cleanup;
 mod context;
 mod reconcile;
+mod secret_watch;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,21 +14,15 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use futures::future::{FutureExt as _, Shared};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::DynamicObject;
 use kube::core::GroupVersion;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
 use wandb_api::WeightsAndBiases;
-use wandb_engine::names;
 
-use crate::apply::{api_resource, is_not_served};
+use crate::apply::{KINDS, is_not_served};
+use crate::owned_cache::OwnedCacheBuilder;
 
 pub use cleanup::owner_for;
 
@@ -86,34 +81,18 @@ where
     }
 }
 
-fn owned<K>(
-    c: Controller<WeightsAndBiases>,
-    client: &Client,
-    ns: Option<&str>,
-) -> Controller<WeightsAndBiases>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let managed = format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGED_BY);
-    c.owns(
-        api::<K>(client, ns),
-        watcher::Config::default().labels(&managed),
-    )
+/// The Gateway API group version of the objects that `networking.mode: gateway` renders.
+const GATEWAY_API: &str = wandb_engine::GATEWAY_API_VERSION;
+
+/// The Gateway API kinds of [`KINDS`]: watched only when the cluster serves them.
+fn gateway_kinds() -> impl Iterator<Item = &'static str> {
+    KINDS
+        .iter()
+        .filter(|(v, _, _)| *v == GATEWAY_API)
+        .map(|(_, k, _)| *k)
 }
 
-/// The Gateway API group version of the objects that `networking.mode: gateway` renders.
-const GATEWAY_API: &str = "gateway.networking.k8s.io/v1";
-
-/// The Gateway API kinds the controller watches as owned objects when the cluster serves them.
-const GATEWAY_KINDS: [&str; 2] = ["Gateway", "HTTPRoute"];
-
-/// Whether the API server serves every kind of [`GATEWAY_KINDS`] (the Gateway API CRDs are
+/// Whether the API server serves every kind of [`gateway_kinds`] (the Gateway API CRDs are
 /// installed), asked once through discovery, which needs no RBAC on the resources themselves.
 /// Any failure counts as not served: a watch on a kind the cluster does not serve would fail
 /// forever, while a missing watch only leaves repairs to the periodic pass.
@@ -129,9 +108,7 @@ pub async fn gateway_api_served(client: &Client) -> bool {
                 .into_iter()
                 .map(|(r, _)| r.kind)
                 .collect();
-            GATEWAY_KINDS
-                .iter()
-                .all(|k| kinds.iter().any(|served| served == k))
+            gateway_kinds().all(|k| kinds.iter().any(|served| served == k))
         }
         Err(e) if is_not_served(&e) => false,
         Err(e) => {
@@ -139,24 +116,6 @@ pub async fn gateway_api_served(client: &Client) -> bool {
             false
         }
     }
-}
-
-/// Watches the Gateway API objects (see [`GATEWAY_KINDS`]) that the instances own.
-fn owned_gateway_api(
-    mut c: Controller<WeightsAndBiases>,
-    client: &Client,
-    ns: Option<&str>,
-) -> Controller<WeightsAndBiases> {
-    let managed = format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGED_BY);
-    for kind in GATEWAY_KINDS {
-        let ar = api_resource(GATEWAY_API, kind);
-        let api = match ns {
-            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ar),
-            None => Api::<DynamicObject>::all_with(client.clone(), &ar),
-        };
-        c = c.owns_with(api, ar, watcher::Config::default().labels(&managed));
-    }
-    c
 }
 
 /// Runs the controller for `namespaces` (all namespaces when empty) until `shutdown` resolves;
@@ -241,27 +200,33 @@ async fn run_once(
     } else {
         namespaces.iter().map(|n| Some(n.as_str())).collect()
     };
-    let runs = scopes.into_iter().map(|ns| {
+    // Every kind the operator applies is watched (one table: apply::KINDS); the same watches
+    // fill the caches that reconciles read owned objects from.
+    let mut caches = OwnedCacheBuilder::default();
+    let mut controllers = Vec::new();
+    for ns in scopes {
         let client = ctx.client.clone();
         let mut c = Controller::new(
             api::<WeightsAndBiases>(&client, ns),
             watcher::Config::default().any_semantic(),
         );
-        c = owned::<Deployment>(c, &client, ns);
-        c = owned::<StatefulSet>(c, &client, ns);
-        c = owned::<Job>(c, &client, ns);
-        c = owned::<Service>(c, &client, ns);
-        c = owned::<Secret>(c, &client, ns);
-        c = owned::<ConfigMap>(c, &client, ns);
-        c = owned::<Ingress>(c, &client, ns);
-        if watch_gateway_api {
-            c = owned_gateway_api(c, &client, ns);
+        for (api_version, kind, _) in KINDS {
+            if *api_version == GATEWAY_API && !watch_gateway_api {
+                continue;
+            }
+            let (stream, resource) = caches.watch(&client, ns, api_version, kind);
+            c = c.owns_stream_with(stream, resource);
         }
+        c = secret_watch::watch(c, &client, ns, ctx.clone());
         tracing::info!(
             namespace = ns.unwrap_or("<all>"),
             concurrency,
             "controller starting"
         );
+        controllers.push(c);
+    }
+    ctx.set_owned_cache(caches.build());
+    let runs = controllers.into_iter().map(|c| {
         c.with_config(
             controller::Config::default()
                 .concurrency(concurrency)

@@ -21,7 +21,8 @@ use crate::apply::{Applier, FIELD_MANAGER, is_not_served};
 use crate::connections;
 use crate::gates::{Gates, JobState, MigrationGate, migration_gate};
 use crate::status::{self, Facts, ManifestProblem, Transition};
-use crate::{manifests, observe, secrets};
+use crate::user_secrets::SecretReader;
+use crate::{email_sink, manifests, observe, pod_inputs, secrets};
 
 /// The finalizer that runs the retention policy on delete.
 pub const FINALIZER: &str = "apps.wandb.com/cleanup";
@@ -43,6 +44,7 @@ pub async fn reconcile(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<A
             Event::Apply(cr) => apply(cr, ctx.clone()).await,
             Event::Cleanup(cr) => {
                 ctx.metrics.forget(&ns, &cr.name_any());
+                ctx.secret_index.forget(&cr);
                 cleanup::run(cr, ctx.clone()).await
             }
         }
@@ -57,7 +59,7 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
     let ns = cr.namespace().unwrap_or_default();
     let name = cr.name_any();
     let started = Instant::now();
-    let applier = Applier::new(ctx.client.clone(), &ns);
+    let applier = Applier::with_cache(ctx.client.clone(), &ns, ctx.owned_cache().await);
     let result = apply_inner(&cr, &ctx, &applier).await;
     let writes = applier.writes();
     ctx.record_writes(&ns, &name, writes);
@@ -141,7 +143,12 @@ async fn apply_inner(
         deployments: vec![],
         generated_secrets: vec![],
         gateway_api_missing: false,
+        email_sink: None,
     };
+
+    // The user's Secrets are watched from the start, so that creating a missing one or fixing a
+    // key is acted on at once, even while the instance waits for it (or for its manifest).
+    ctx.secret_index.add(cr, pod_inputs::watched(cr, None));
 
     // 1. Manifest.
     let (location, field) = match &cr.spec.wandb.manifest_repository {
@@ -162,7 +169,7 @@ async fn apply_inner(
     };
 
     // 2. Plan (pure).
-    let built = match wandb_engine::plan(cr, &manifest, None) {
+    let mut built = match wandb_engine::plan(cr, &manifest, None) {
         Ok(b) => b,
         Err(errs) => {
             let msg = errs
@@ -178,15 +185,30 @@ async fn apply_inner(
     for w in &built.warnings {
         tracing::debug!(name = %cr.name_any(), warning = %w, "plan warning");
     }
+    ctx.secret_index
+        .set(cr, pod_inputs::watched(cr, Some(&built)));
 
     // 3. Secrets: generated once, license copied, connection Secrets checked.
     let owner = cr
         .controller_owner_ref(&())
         .ok_or_else(|| Error::Internal("WeightsAndBiases without a uid".into()))?;
-    let sf = secrets::ensure(applier, cr, &built.secrets, &owner).await?;
+    let mut reader = SecretReader::new(applier.client(), applier.namespace());
+    let mut sf = secrets::ensure(applier, cr, &built.secrets, &owner, &mut reader).await?;
     // Connection Secrets are composed from generated credentials or the user's Secrets; a
     // missing input is named and that service's Secret is not written.
-    let published = connections::publish(applier, cr, &built.infra, &owner, ctx).await?;
+    let mut published = connections::publish(
+        applier,
+        cr,
+        &built.instance,
+        &built.infra,
+        &owner,
+        ctx,
+        &mut reader,
+    )
+    .await?;
+    facts.email_sink = email_sink::effective(&built, sf.problems.is_empty());
+    // The email sink's inputs are reported like a connection's.
+    published.problems.append(&mut sf.problems);
     if !published.problems.is_empty() {
         publish_warning(
             ctx,
@@ -196,6 +218,10 @@ async fn apply_inner(
         )
         .await;
     }
+    // Each pod template carries the hash of the Secret data it reads: a rotation rolls it.
+    let mut written = std::mem::take(&mut sf.digests);
+    written.extend(std::mem::take(&mut published.digests));
+    pod_inputs::stamp(&mut reader, &mut built, written).await?;
     let unreachable = published.unreachable.clone();
     if published.freshly_failed {
         let note: Vec<String> = unreachable
@@ -214,18 +240,16 @@ async fn apply_inner(
         .collect();
     missing.extend(published.problems);
     facts.missing_secrets = missing;
-    facts.generated_secrets = generated_by_manifest_name(cr, &manifest, sf.generated);
+    facts.generated_secrets = sf.generated;
 
     // 4. Gates from observed facts.
-    let client = applier.client();
-    let ns = applier.namespace();
-    let jobs = observe::migrations(client, ns, &built.objects).await?;
+    let jobs = observe::migrations(applier, &built.objects).await?;
     let last_success = prev
         .wandb
         .as_ref()
         .and_then(|w| w.migration.as_ref())
         .and_then(|m| m.last_success_version.as_deref());
-    facts.infra = observe::infra(client, ns, &built.infra).await?;
+    facts.infra = observe::infra(applier, &built.infra).await?;
     for f in &mut facts.infra {
         f.preflight = unreachable
             .iter()
@@ -278,7 +302,7 @@ async fn apply_inner(
     // 7. Status.
     facts.migration_count = jobs.len();
     facts.migrations = gates.migrations.clone();
-    facts.deployments = observe::deployments(client, ns, &built.objects).await?;
+    facts.deployments = observe::deployments(applier, &built.objects).await?;
     let next = write_status(cr, ctx, applier, &prev, &facts, &now).await?;
 
     // 8. Migrations recorded as succeeded: their finished Jobs can go.
@@ -322,33 +346,10 @@ async fn job_exists(
     if let Some(m) = migrations.iter().find(|m| m.job == o.name) {
         return Ok(m.state != JobState::Missing);
     }
-    let api = applier.api(&o.api_version, &o.kind);
-    Ok(api.get_metadata_opt(&o.name).await?.is_some())
-}
-
-/// Generated Secrets `(Secret name, key)` keyed by their manifest name (the Secret name when
-/// the manifest does not declare it).
-fn generated_by_manifest_name(
-    cr: &WeightsAndBiases,
-    manifest: &ServerManifest,
-    generated: Vec<(String, String)>,
-) -> Vec<(String, String, String)> {
-    let inst = wandb_engine::Instance::from_cr(cr).ok();
-    generated
-        .into_iter()
-        .map(|(secret, key)| {
-            let manifest_name = inst
-                .as_ref()
-                .and_then(|inst| {
-                    manifest
-                        .generated_secrets
-                        .iter()
-                        .find(|gs| wandb_engine::env::generated_secret_name(inst, gs) == secret)
-                })
-                .map_or_else(|| secret.clone(), |gs| gs.name.clone());
-            (manifest_name, secret, key)
-        })
-        .collect()
+    Ok(applier
+        .live(&o.api_version, &o.kind, &o.name)
+        .await?
+        .is_some())
 }
 
 /// Computes the status, patches it only when it changed, and publishes transition events.

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use wandb_api::{
-    ComponentStatus, ConditionType, InfraStatus, MigrationStatus, Reason, SecretKeySelector,
-    WandbStatus, WeightsAndBiasesStatus, set_condition,
+    ComponentStatus, ConditionType, InfraMode, InfraState, InfraStatus, MigrationPhase,
+    MigrationStatus, Reason, SecretKeySelector, WandbStatus, WeightsAndBiasesStatus, set_condition,
 };
 use wandb_engine::Readiness;
 
@@ -55,8 +55,7 @@ pub struct InfraFact {
     /// `mysql`, `redis`, `objectStore`, `clickhouse`, `kafka`.
     pub kind: String,
     pub instance: String,
-    /// `managed` or `external`.
-    pub mode: String,
+    pub mode: InfraMode,
     pub connection_secret: String,
     /// Readiness of everything but the connection Secret (StatefulSet, setup Jobs).
     pub readiness: Readiness,
@@ -88,6 +87,8 @@ pub struct Facts {
     /// were not created (the applications were), so the instance is unreachable until the CRDs
     /// are installed.
     pub gateway_api_missing: bool,
+    /// The email sink the apps read (`status.emailSink`), when there is one.
+    pub email_sink: Option<SecretKeySelector>,
 }
 
 impl Facts {
@@ -208,13 +209,13 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
                 "{} migration(s) for version {} succeeded",
                 f.migration_count, f.version
             ),
-            "Succeeded",
+            MigrationPhase::Succeeded,
         ),
         MigrationGate::Running => (
             false,
             Reason::MIGRATION_RUNNING,
             format!("migrations for version {} are running", f.version),
-            "Running",
+            MigrationPhase::Running,
         ),
         MigrationGate::Pending if !infra_ready => (
             false,
@@ -223,13 +224,13 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
                 "migrations for version {} wait for the backing services",
                 f.version
             ),
-            "Pending",
+            MigrationPhase::Pending,
         ),
         MigrationGate::Pending => (
             false,
             Reason::MIGRATION_PENDING,
             format!("migrations for version {} are starting", f.version),
-            "Pending",
+            MigrationPhase::Pending,
         ),
         MigrationGate::Failed {
             job,
@@ -243,7 +244,7 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
                  version keeps running. Fix the cause, then delete the Job to retry",
                 f.version
             ),
-            "Failed",
+            MigrationPhase::Failed,
         ),
     };
     set_condition(
@@ -267,9 +268,8 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             version: Some(f.version.clone()),
             last_success_version: last_success,
             ready: mig_ok,
-            phase: Some(phase.into()),
+            phase: Some(phase),
             reason: Some(mig_reason.into()),
-            attempts: None,
         }),
     });
 
@@ -324,6 +324,7 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             )
         })
         .collect();
+    s.email_sink = f.email_sink.clone();
     s.generated_secrets = f
         .generated_secrets
         .iter()
@@ -410,27 +411,27 @@ fn infra_map(f: &Facts) -> BTreeMap<String, BTreeMap<String, InfraStatus>> {
     for i in &f.infra {
         let conn_missing = f.missing_secrets.contains(&i.connection_secret);
         let (ready, state, message) = match &i.readiness {
-            Readiness::Failed(m) => (false, "Error", Some(m.clone())),
-            Readiness::Progressing(m) => (false, "Pending", Some(m.clone())),
+            Readiness::Failed(m) => (false, InfraState::Error, Some(m.clone())),
+            Readiness::Progressing(m) => (false, InfraState::Pending, Some(m.clone())),
             Readiness::Ready if conn_missing => (
                 false,
-                "Pending",
+                InfraState::Pending,
                 Some(format!(
                     "connection Secret {} is not written yet",
                     i.connection_secret
                 )),
             ),
             Readiness::Ready => match &i.preflight {
-                Some(p) => (true, "Degraded", Some(format!("preflight: {p}"))),
-                None => (true, "Healthy", None),
+                Some(p) => (true, InfraState::Degraded, Some(format!("preflight: {p}"))),
+                None => (true, InfraState::Healthy, None),
             },
         };
         out.entry(i.kind.clone()).or_default().insert(
             i.instance.clone(),
             InfraStatus {
-                mode: i.mode.clone(),
+                mode: i.mode,
                 ready,
-                state: state.into(),
+                state,
                 message,
                 connection_secret: Some(i.connection_secret.clone()),
             },

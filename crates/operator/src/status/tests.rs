@@ -28,12 +28,13 @@ fn facts() -> Facts {
             preflight: None,
             kind: "mysql".into(),
             instance: "default".into(),
-            mode: "managed".into(),
+            mode: wandb_api::InfraMode::Managed,
             connection_secret: "w-mysql-connection".into(),
             readiness: Readiness::Ready,
         }],
         migrations: MigrationGate::AllComplete,
         migration_count: 3,
+        email_sink: None,
         deployments: vec![deployment("api", true), deployment("frontend", true)],
         generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
         gateway_api_missing: false,
@@ -127,7 +128,7 @@ fn failed_migration_stalls_and_keeps_the_running_version() {
     );
     let m = s.wandb.as_ref().unwrap().migration.as_ref().unwrap();
     assert_eq!(m.last_success_version.as_deref(), Some("0.84.0"));
-    assert_eq!(m.phase.as_deref(), Some("Failed"));
+    assert_eq!(m.phase, Some(wandb_api::MigrationPhase::Failed));
     let t = transitions(&ready, &s);
     assert!(
         t.iter()
@@ -198,7 +199,10 @@ fn infra_progress_and_failure_are_reported_per_service() {
             .ends_with("waiting for connection Secret(s) w-mysql-connection")
     );
     let st = &s.infra["mysql"]["default"];
-    assert_eq!((st.ready, st.state.as_str()), (false, "Pending"));
+    assert_eq!(
+        (st.ready, st.state),
+        (false, wandb_api::InfraState::Pending)
+    );
     assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
 
     f.infra[0].readiness = Readiness::Failed("Job w-bucket failed: BackoffLimitExceeded".into());
@@ -206,7 +210,10 @@ fn infra_progress_and_failure_are_reported_per_service() {
     let st = cond(&s, ConditionType::Stalled);
     assert_eq!(st.status, "True");
     assert!(st.message.contains("w-bucket"));
-    assert_eq!(s.infra["mysql"]["default"].state, "Error");
+    assert_eq!(
+        s.infra["mysql"]["default"].state,
+        wandb_api::InfraState::Error
+    );
 
     let mut starting = facts();
     starting.infra[0].readiness = Readiness::Progressing("StatefulSet w-mysql: 0/1".into());
@@ -221,11 +228,17 @@ fn infra_progress_and_failure_are_reported_per_service() {
         "{}",
         infra.message
     );
-    assert_eq!(s2.infra["mysql"]["default"].state, "Pending");
+    assert_eq!(
+        s2.infra["mysql"]["default"].state,
+        wandb_api::InfraState::Pending
+    );
 
     let ok = compute(&s, &facts(), &now(3));
     assert!(ok.ready);
-    assert_eq!(ok.infra["mysql"]["default"].state, "Healthy");
+    assert_eq!(
+        ok.infra["mysql"]["default"].state,
+        wandb_api::InfraState::Healthy
+    );
 }
 
 #[test]
@@ -269,4 +282,21 @@ fn gateway_mode_without_the_gateway_api_is_stalled_with_a_warning_but_keeps_its_
     let s = compute(&s, &facts(), &now(30));
     assert!(s.ready);
     assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+}
+
+#[test]
+fn the_email_sink_is_reported_and_cleared_when_gone() {
+    let sink = SecretKeySelector {
+        name: "w-email-sink".into(),
+        key: "sink".into(),
+        optional: None,
+    };
+    let f = Facts {
+        email_sink: Some(sink.clone()),
+        ..facts()
+    };
+    let s = compute(&Default::default(), &f, &now(1));
+    assert_eq!(s.email_sink, Some(sink));
+    let s = compute(&s, &facts(), &now(2));
+    assert_eq!(s.email_sink, None, "SMTP taken out of the resource");
 }

@@ -186,6 +186,57 @@ pub async fn poke_and_count_writes(
     .await
 }
 
+/// Pokes reconciles of `name` until one writes nothing (at most 5: an instance that just became
+/// Ready may still record a status or delete finished Jobs), and returns the write history.
+/// Fails when the instance never settles.
+pub async fn settle(running: &Running, ns: &TestNamespace, name: &str) -> Vec<usize> {
+    let mut history = Vec::new();
+    for _ in 0..5 {
+        history = poke_and_count_writes(running, ns, name).await;
+        if history.last() == Some(&0) {
+            return history;
+        }
+    }
+    panic!("{name} never settled: writes per reconcile {history:?}");
+}
+
+/// Creates Secret `name` holding `fields` (as `stringData`).
+pub async fn create_secret(
+    secrets: &Api<k8s_openapi::api::core::v1::Secret>,
+    name: &str,
+    fields: &[(&str, &str)],
+) {
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        string_data: Some(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    secrets
+        .create(&Default::default(), &secret)
+        .await
+        .unwrap_or_else(|e| panic!("creating Secret {name}: {e}"));
+}
+
+/// The decoded data of a Secret.
+pub fn secret_data(
+    s: &k8s_openapi::api::core::v1::Secret,
+) -> std::collections::BTreeMap<String, String> {
+    s.data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).expect("UTF-8 Secret data")))
+        .collect()
+}
+
 /// Waits for an event in `ns` that `matches`, and returns it.
 pub async fn wait_for_event(
     ns: &TestNamespace,

@@ -349,6 +349,7 @@ fn credentials_spec(inst: &Instance, kind: ServiceKind, instance: &str) -> Optio
         },
         retain: true,
         shared: false,
+        manifest_name: None,
     })
 }
 

@@ -31,6 +31,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::connection::ServiceKind;
 
+mod smtp;
+pub use smtp::{SMTP_DEFAULT_PORT, smtp_url};
+
 /// Everything except RFC 3986 unreserved characters is encoded.
 pub const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
