@@ -131,14 +131,11 @@ async fn external_clickhouse_without_replication_settings_reaches_ready() {
         )
         .await
         .unwrap();
-    wb.patch(
-        "w",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"clickhouse": {"default": {"externalClickhouse": {
-            "replicated": {"name": "ch", "key": "replicated"}}}}}})),
-    )
-    .await
-    .unwrap();
+    let set_replicated = json!({"spec": {"clickhouse": {"default": {"externalClickhouse":
+        {"replicated": {"name": "ch", "key": "replicated"}}}}}});
+    wb.patch("w", &PatchParams::default(), &Patch::Merge(set_replicated))
+        .await
+        .unwrap();
     wait_for("the replicated key to be published", TIMEOUT, || async {
         let s = secrets.get("w-clickhouse-connection").await?;
         Ok(s.data
@@ -148,13 +145,16 @@ async fn external_clickhouse_without_replication_settings_reaches_ready() {
             .map(|_| ()))
     })
     .await;
-    wait_for("WF_CLICKHOUSE_REPLICATED to read the key", TIMEOUT, || async {
-        let env = migration_env(&ns, "WF_CLICKHOUSE_REPLICATED").await;
-        Ok((env
-            == [json!({"name": "WF_CLICKHOUSE_REPLICATED", "valueFrom": {"secretKeyRef": {
-                "name": "w-clickhouse-connection", "key": "replicated", "optional": true}}})])
-        .then_some(()))
-    })
+    let reads_the_key = json!({"name": "WF_CLICKHOUSE_REPLICATED", "valueFrom": {"secretKeyRef":
+        {"name": "w-clickhouse-connection", "key": "replicated", "optional": true}}});
+    wait_for(
+        "WF_CLICKHOUSE_REPLICATED to read the key",
+        TIMEOUT,
+        || async {
+            let env = migration_env(&ns, "WF_CLICKHOUSE_REPLICATED").await;
+            Ok((env == [reads_the_key.clone()]).then_some(()))
+        },
+    )
     .await;
     wait_ready(&wb, "w").await;
     running.finish(ns).await;
@@ -186,7 +186,15 @@ async fn the_apps_service_account_may_do_what_wandb_needs_and_no_more() {
             "{verb} secrets is more than the secret store needs"
         );
     }
-    assert!(!allowed(&client, &sa, Some(("get", "secrets", None, "default")), None).await);
+    assert!(
+        !allowed(
+            &client,
+            &sa,
+            Some(("get", "secrets", None, "default")),
+            None
+        )
+        .await
+    );
     assert!(allowed(&client, &sa, Some(("get", "namespaces", Some(n), n)), None).await);
     assert!(
         !allowed(
