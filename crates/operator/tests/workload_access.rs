@@ -5,6 +5,7 @@
 
 mod common;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
@@ -58,7 +59,7 @@ async fn allowed(
         .allowed
 }
 
-/// The value of env `name` of every container of the weave-trace migration Job.
+/// Env `name` of every container of the weave-trace migration Job.
 async fn migration_env(ns: &wandb_testkit::TestNamespace, name: &str) -> Vec<Value> {
     let jobs: Api<Job> = ns.api();
     let job = wait_for("the weave-trace migration Job", TIMEOUT, || async {
@@ -75,8 +76,17 @@ async fn migration_env(ns: &wandb_testkit::TestNamespace, name: &str) -> Vec<Val
             }))
     })
     .await;
-    let v = serde_json::to_value(job).unwrap();
-    v["spec"]["template"]["spec"]["containers"]
+    env_named(&serde_json::to_value(job).unwrap(), name)
+}
+
+/// Env `name` of every container of the weave-trace Deployment.
+async fn weave_trace_env(ns: &wandb_testkit::TestNamespace, name: &str) -> Vec<Value> {
+    let d = ns.api::<Deployment>().get("w-weave-trace").await.unwrap();
+    env_named(&serde_json::to_value(d).unwrap(), name)
+}
+
+fn env_named(workload: &Value, name: &str) -> Vec<Value> {
+    workload["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap()
         .iter()
@@ -116,13 +126,17 @@ async fn external_clickhouse_without_replication_settings_reaches_ready() {
         [json!({"name": "WF_CLICKHOUSE_REPLICATED", "value": "false"})],
         "the manifest's defaultValue"
     );
+    assert_eq!(
+        weave_trace_env(&ns, "WF_CLICKHOUSE_REPLICATED").await,
+        [json!({"name": "WF_CLICKHOUSE_REPLICATED", "value": "false"})],
+    );
     assert!(
         migration_env(&ns, "WF_CLICKHOUSE_REPLICATED_CLUSTER")
             .await
             .is_empty()
     );
 
-    // Set: the key is written and read.
+    // Set: the key is written and the apps read it.
     secrets
         .patch(
             "ch",
@@ -151,7 +165,7 @@ async fn external_clickhouse_without_replication_settings_reaches_ready() {
         "WF_CLICKHOUSE_REPLICATED to read the key",
         TIMEOUT,
         || async {
-            let env = migration_env(&ns, "WF_CLICKHOUSE_REPLICATED").await;
+            let env = weave_trace_env(&ns, "WF_CLICKHOUSE_REPLICATED").await;
             Ok((env == [reads_the_key.clone()]).then_some(()))
         },
     )
