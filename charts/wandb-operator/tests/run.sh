@@ -124,6 +124,22 @@ EOF
   [ "$allowed" = true ]
 }
 
+# anonymous_can_get PATH: a SubjectAccessReview for an unauthenticated GET (`kubectl auth can-i
+# --as=system:anonymous` cannot answer: the anonymous user may not create the review itself).
+anonymous_can_get() {
+  local allowed
+  allowed="$(k create -o 'jsonpath={.status.allowed}' -f - <<EOF
+apiVersion: authorization.k8s.io/v1
+kind: SubjectAccessReview
+spec:
+  user: system:anonymous
+  groups: [system:unauthenticated]
+  nonResourceAttributes: {verb: get, path: "$1"}
+EOF
+)"
+  [ "$allowed" = true ]
+}
+
 # Runs the operator binary on this host with only the chart ServiceAccount's token (a
 # TokenRequest) as credentials: what it can do is exactly what the chart grants. Prints its pid.
 OPERATOR_PID=""
@@ -266,7 +282,7 @@ install() {
   # rbac.unauthenticatedIssuerDiscovery (namespaced-values.yaml): anonymous clients may read the
   # ServiceAccount issuer's discovery document and keys.
   k get clusterrolebinding "$ns-$rel-issuer-discovery" >/dev/null
-  k auth can-i get /openid/v1/jwks --as=system:anonymous --as-group=system:unauthenticated >/dev/null \
+  anonymous_can_get /openid/v1/jwks \
     || fail "anonymous clients cannot read /openid/v1/jwks with rbac.unauthenticatedIssuerDiscovery"
   ! k get clusterrole "$ns-$rel" >/dev/null 2>&1 || fail "namespaced scope rendered the cluster-wide ClusterRole"
   k get weightsandbiases.apps.wandb.com wandb -n "$wa" >/dev/null

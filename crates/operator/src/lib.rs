@@ -6,6 +6,7 @@ pub mod apply;
 pub mod connections;
 pub mod controller;
 pub mod gates;
+pub mod issuer;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;

@@ -23,6 +23,11 @@ pub struct Context {
     pub preflight_retry: Duration,
     /// How often a cluster without the Gateway API is asked whether it serves it now.
     pub gateway_api_recheck: Duration,
+    /// A client of the same API server without credentials, for the issuer check of internal
+    /// service auth ([`crate::issuer`]); none: not checked (no `InternalServiceAuth` condition).
+    pub anonymous: Option<Client>,
+    /// Last issuer check: (issuer, result, when), repeated after `preflight_retry`.
+    issuer: Mutex<Option<(String, crate::issuer::IssuerCheck, Instant)>>,
     failures: Mutex<HashMap<String, u32>>,
     /// Last preflight per external service (`ns/cr/kind/instance`): (what was checked: endpoint,
     /// TLS mode and a hash of the certificates; problem).
@@ -58,11 +63,39 @@ impl Context {
             oci: crate::manifests::OciLoader::default(),
             preflight_retry: PREFLIGHT_RETRY,
             gateway_api_recheck: Duration::from_secs(60),
+            anonymous: None,
+            issuer: Mutex::default(),
             failures: Mutex::default(),
             preflight: Mutex::default(),
             writes: Mutex::default(),
             total_writes: AtomicU64::new(0),
         }
+    }
+
+    /// A client like `config`'s without its credentials (for [`Context::anonymous`]).
+    pub fn anonymous_client(config: &kube::Config) -> Result<Client, kube::Error> {
+        let mut config = config.clone();
+        config.auth_info = kube::config::AuthInfo::default();
+        Client::try_from(config)
+    }
+
+    /// The issuer check of `cr`'s internal service auth (cached for `preflight_retry`); `None`
+    /// when it is disabled or there is no anonymous client.
+    pub async fn issuer_check(
+        &self,
+        cr: &wandb_api::WeightsAndBiases,
+    ) -> Option<crate::issuer::IssuerCheck> {
+        let anonymous = self.anonymous.as_ref()?;
+        let issuer = wandb_engine::Instance::from_cr(cr).ok()?.internal_auth?;
+        if let Some((i, check, at)) = &*self.issuer.lock().expect("not poisoned")
+            && *i == issuer
+            && at.elapsed() < self.preflight_retry
+        {
+            return Some(check.clone());
+        }
+        let check = crate::issuer::check(anonymous, &self.client, &issuer).await;
+        *self.issuer.lock().expect("not poisoned") = Some((issuer, check.clone(), Instant::now()));
+        Some(check)
     }
 
     /// Counts a failure of the object with `uid`; returns the consecutive count.

@@ -141,6 +141,7 @@ async fn apply_inner(
         deployments: vec![],
         generated_secrets: vec![],
         gateway_api_missing: false,
+        internal_auth: None,
     };
 
     // 1. Manifest.
@@ -276,6 +277,7 @@ async fn apply_inner(
     }
 
     // 7. Status.
+    facts.internal_auth = ctx.issuer_check(cr).await;
     facts.migration_count = jobs.len();
     facts.migrations = gates.migrations.clone();
     facts.deployments = observe::deployments(client, ns, &built.objects).await?;

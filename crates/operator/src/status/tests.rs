@@ -37,6 +37,7 @@ fn facts() -> Facts {
         deployments: vec![deployment("api", true), deployment("frontend", true)],
         generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
         gateway_api_missing: false,
+        internal_auth: None,
     }
 }
 
@@ -269,4 +270,28 @@ fn gateway_mode_without_the_gateway_api_is_stalled_with_a_warning_but_keeps_its_
     let s = compute(&s, &facts(), &now(30));
     assert!(s.ready);
     assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+}
+
+#[test]
+fn the_issuer_check_is_reported_without_gating_ready() {
+    let mut f = facts();
+    f.internal_auth = Some(crate::issuer::judge(
+        "https://kubernetes.default.svc.cluster.local",
+        "https://kubernetes.default.svc.cluster.local",
+        Some(403),
+    ));
+    let s = compute(&Default::default(), &f, &now(10));
+    assert!(s.ready, "reported, not gating");
+    let c = cond(&s, ConditionType::InternalServiceAuth);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "IssuerDiscoveryForbidden")
+    );
+    // Disabled: the condition goes.
+    let s = compute(&s, &facts(), &now(20));
+    assert!(
+        !s.conditions
+            .iter()
+            .any(|c| c.type_ == ConditionType::InternalServiceAuth.as_str())
+    );
 }

@@ -55,7 +55,9 @@ pub async fn start_for(ns: &TestNamespace, namespaces: Vec<String>) -> Running {
             .with_test_writer()
             .try_init();
     }
-    start_with(ns, namespaces, Context::new(ns.client())).await
+    let mut ctx = Context::new(ns.client());
+    ctx.anonymous = Some(Context::anonymous_client(ns.cluster().config()).unwrap());
+    start_with(ns, namespaces, ctx).await
 }
 
 /// The controller with a prepared context (e.g. shorter retry intervals).
@@ -167,8 +169,7 @@ pub async fn wait_ready(api: &Api<WeightsAndBiases>, name: &str) {
         })
     })
     .await;
-    let ns = cr.namespace().expect("a namespaced instance");
-    keys::assert_pod_keys_exist(&api.clone().into_client(), &ns, name).await;
+    keys::assert_pod_keys_exist(&api.clone().into_client(), &cr).await;
 }
 
 /// Triggers one reconcile of `name` without changing its spec (an annotation) and returns the
