@@ -108,7 +108,8 @@ the release namespace only.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# Roles for the instance's workloads (on secrets, which the operator itself holds, so no escalate/bind).
+# Roles for the instance's workloads (secrets get/create/update/delete and get on their own
+# namespace: W&B's secret store; the operator holds both itself, so no escalate/bind).
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
@@ -120,4 +121,9 @@ the release namespace only.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+# The namespace object itself, read-only: granted on to the workloads' Role (W&B's secret store
+# reads its namespace); in namespaced scope this is each watched namespace only.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get"]
 {{- end }}

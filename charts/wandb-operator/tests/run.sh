@@ -124,6 +124,22 @@ EOF
   [ "$allowed" = true ]
 }
 
+# anonymous_can_get PATH: a SubjectAccessReview for an unauthenticated GET (`kubectl auth can-i
+# --as=system:anonymous` cannot answer: the anonymous user may not create the review itself).
+anonymous_can_get() {
+  local allowed
+  allowed="$(k create -o 'jsonpath={.status.allowed}' -f - <<EOF
+apiVersion: authorization.k8s.io/v1
+kind: SubjectAccessReview
+spec:
+  user: system:anonymous
+  groups: [system:unauthenticated]
+  nonResourceAttributes: {verb: get, path: "$1"}
+EOF
+)"
+  [ "$allowed" = true ]
+}
+
 # Runs the operator binary on this host with only the chart ServiceAccount's token (a
 # TokenRequest) as credentials: what it can do is exactly what the chart grants. Prints its pid.
 OPERATOR_PID=""
@@ -218,6 +234,8 @@ install() {
   ! k auth can-i update leases.coordination.k8s.io -n default --as "$sa" >/dev/null 2>&1 || fail "$sa can update leases outside $ns"
   ! k auth can-i create weightsandbiases.apps.wandb.com -n default --as "$sa" >/dev/null 2>&1 || fail "$sa can create instances"
   ! k auth can-i get nodes --as "$sa" >/dev/null 2>&1 || fail "$sa can read nodes"
+  ! k get clusterrolebinding "$ns-$rel-issuer-discovery" >/dev/null 2>&1 \
+    || fail "rbac.unauthenticatedIssuerDiscovery is off by default, yet its ClusterRoleBinding exists"
 
   say "helm upgrade $rel with the sample instance (wandb.instance.enabled=true)"
   "$HELM" upgrade "$rel" "$CHART_DIR" -n "$ns" --reuse-values --wait=false --set wandb.instance.enabled=true >&2
@@ -261,6 +279,11 @@ install() {
   k get role,rolebinding "$rel" -n "$wa" >/dev/null
   k get role,rolebinding "$rel" -n "$wb" >/dev/null
   k get clusterrole,clusterrolebinding "$ns-$rel-crd" >/dev/null
+  # rbac.unauthenticatedIssuerDiscovery (namespaced-values.yaml): anonymous clients may read the
+  # ServiceAccount issuer's discovery document and keys.
+  k get clusterrolebinding "$ns-$rel-issuer-discovery" >/dev/null
+  anonymous_can_get /openid/v1/jwks \
+    || fail "anonymous clients cannot read /openid/v1/jwks with rbac.unauthenticatedIssuerDiscovery"
   ! k get clusterrole "$ns-$rel" >/dev/null 2>&1 || fail "namespaced scope rendered the cluster-wide ClusterRole"
   k get weightsandbiases.apps.wandb.com wandb -n "$wa" >/dev/null
   volumes "n$id"
@@ -285,6 +308,8 @@ install() {
   "$HELM" uninstall "$rel" -n "$ns" >&2
   k get crd "$CRD" >/dev/null 2>&1 || fail "the CRD is gone"
   ! k get role "$rel" -n "$wa" >/dev/null 2>&1 || fail "the Role in $wa survived helm uninstall"
+  ! k get clusterrolebinding "$ns-$rel-issuer-discovery" >/dev/null 2>&1 \
+    || fail "the issuer-discovery ClusterRoleBinding survived helm uninstall"
   k delete namespace "$ns" "$wa" "$wb" --wait=false >/dev/null
   say "install tests passed"
 }

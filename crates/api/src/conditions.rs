@@ -19,6 +19,10 @@ pub enum ConditionType {
     MigrationsComplete,
     /// Every application Deployment is available at the requested version.
     ApplicationsReady,
+    /// W&B's internal service auth can check ServiceAccount tokens: the issuer's discovery
+    /// document is readable as the apps read it (reported, not gating Ready; absent when
+    /// `spec.wandb.internalServiceAuth.enabled` is false).
+    InternalServiceAuth,
 }
 
 impl ConditionType {
@@ -31,6 +35,7 @@ impl ConditionType {
             ConditionType::InfraReady => "InfraReady",
             ConditionType::MigrationsComplete => "MigrationsComplete",
             ConditionType::ApplicationsReady => "ApplicationsReady",
+            ConditionType::InternalServiceAuth => "InternalServiceAuth",
         }
     }
 }
@@ -54,6 +59,12 @@ impl Reason {
     /// `networking.mode: gateway` in a cluster without the Gateway API CRDs.
     pub const GATEWAY_API_MISSING: &'static str = "GatewayAPIMissing";
     pub const AS_EXPECTED: &'static str = "AsExpected";
+    /// Clients without credentials may not read the in-cluster issuer's discovery document.
+    pub const ISSUER_DISCOVERY_FORBIDDEN: &'static str = "IssuerDiscoveryForbidden";
+    /// The cluster's tokens carry another issuer than `internalServiceAuth.oidcIssuer`.
+    pub const ISSUER_MISMATCH: &'static str = "IssuerMismatch";
+    /// The issuer's discovery document could not be read at all.
+    pub const ISSUER_UNREACHABLE: &'static str = "IssuerUnreachable";
 }
 
 /// Sets (or replaces) the condition of `type_`, keeping `lastTransitionTime` when the status did

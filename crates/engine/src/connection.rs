@@ -63,7 +63,8 @@ impl ServiceKind {
         }
     }
 
-    /// Fields the service's connection Secret always publishes.
+    /// Fields the service's connection Secret always publishes (possibly empty), so env wiring
+    /// may reference any of them unconditionally.
     pub fn fields(self) -> &'static [&'static str] {
         match self {
             ServiceKind::Mysql => &["url", "host", "port", "database", "user", "password"],
@@ -75,6 +76,40 @@ impl ServiceKind {
             ServiceKind::Kafka => &["url", "host", "port"],
         }
     }
+
+    /// Fields an external connection Secret publishes only when the resource configures them
+    /// (`replicated`, `clusterName`, `kmsKey`), with the resource field each one comes from.
+    /// Env wiring references such a key only when its field is set, and then as `optional`:
+    /// the user's value may be empty or come from an optional Secret key, and the writer leaves
+    /// an empty value out. Unset, the env var gets the manifest's `defaultValue` or is left out.
+    pub fn optional_fields(self) -> &'static [OptionalField] {
+        match self {
+            ServiceKind::ObjectStore => &[OptionalField {
+                key: "kmskey",
+                cr_field: "kmsKey",
+            }],
+            ServiceKind::Clickhouse => &[
+                OptionalField {
+                    key: "replicated",
+                    cr_field: "replicated",
+                },
+                OptionalField {
+                    key: "clustername",
+                    cr_field: "clusterName",
+                },
+            ],
+            ServiceKind::Mysql | ServiceKind::Redis | ServiceKind::Kafka => &[],
+        }
+    }
+}
+
+/// A connection Secret key that exists only when the resource sets `cr_field`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionalField {
+    /// The connection Secret key (normalized field name).
+    pub key: &'static str,
+    /// The field of `spec.<service>.<instance>.external<Service>` it comes from.
+    pub cr_field: &'static str,
 }
 
 /// One value of a connection: a literal or a Secret key.
@@ -95,6 +130,18 @@ impl ConnValue {
                 name: name.to_string(),
                 key: key.to_string(),
                 optional: None,
+            },
+        }
+    }
+
+    /// A Secret key that may be absent: the kubelet then leaves the env var out instead of
+    /// refusing to start the container.
+    pub fn optional_secret(name: &str, key: &str) -> Self {
+        ConnValue::Secret {
+            secret_key_ref: SecretKeySelector {
+                name: name.to_string(),
+                key: key.to_string(),
+                optional: Some(true),
             },
         }
     }

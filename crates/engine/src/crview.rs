@@ -73,9 +73,12 @@ pub fn build(cr: &WeightsAndBiases, inst: &Instance, conns: &Connections) -> Val
 fn conn_json(v: &ConnValue) -> Value {
     match v {
         ConnValue::Literal(s) => Value::String(s.clone()),
-        ConnValue::Secret { secret_key_ref } => {
-            json!({"name": secret_key_ref.name, "key": secret_key_ref.key})
-        }
+        ConnValue::Secret { secret_key_ref } => match secret_key_ref.optional {
+            Some(true) => {
+                json!({"name": secret_key_ref.name, "key": secret_key_ref.key, "optional": true})
+            }
+            _ => json!({"name": secret_key_ref.name, "key": secret_key_ref.key}),
+        },
     }
 }
 

@@ -192,7 +192,8 @@ fn resolve_source(
                         Some(Part::Secret(SecretKeySelector {
                             name: name.clone(),
                             key: key.clone(),
-                            optional: None,
+                            // A connection key the Secret carries only when configured.
+                            optional: o.get("optional").and_then(Value::as_bool).filter(|o| *o),
                         }))
                     }
                     _ => None,

@@ -47,8 +47,9 @@ pub struct Instance {
     pub services: BTreeMap<(ServiceKind, String), Mode>,
     /// Managed services the CR names (`managedX.name`), replacing `<cr>[-<instance>]-<kind>`.
     pub service_names: BTreeMap<(ServiceKind, String), String>,
-    /// External object stores with an SSE-KMS key (their connection publishes `kmskey`).
-    pub kms_object_stores: BTreeSet<String>,
+    /// Optional connection keys ([`ServiceKind::optional_fields`]) each external service
+    /// instance configures, so its connection Secret may carry them.
+    pub optional_keys: BTreeMap<(ServiceKind, String), BTreeSet<&'static str>>,
 }
 
 impl Instance {
@@ -76,7 +77,7 @@ impl Instance {
         let auth = spec.wandb.internal_service_auth.clone().unwrap_or_default();
         let services = declared_services(cr);
         let service_names = managed_service_names(cr, &services, &namespace)?;
-        let kms_object_stores = kms_object_stores(cr);
+        let optional_keys = optional_keys(cr, &services);
         let inst = Instance {
             version: spec.wandb.version.clone(),
             size_key: spec.size.unwrap_or_default().manifest_key(),
@@ -108,7 +109,7 @@ impl Instance {
             tolerations: spec.tolerations.clone().unwrap_or_default(),
             services,
             service_names,
-            kms_object_stores,
+            optional_keys,
             url,
             host,
             name,
@@ -155,8 +156,10 @@ impl Instance {
         format!("{}-connection", self.service_name(kind, instance))
     }
 
-    /// Default connections: every field a Secret key of the connection Secret, except the
-    /// non-secret coordinates of managed services, which are known in advance.
+    /// Default connections: every field of [`ServiceKind::fields`] a Secret key of the connection
+    /// Secret, except the non-secret coordinates of managed services, which are known in
+    /// advance; plus, as optional references, the optional keys the resource configures. A key
+    /// the writer may leave out is never a required reference.
     pub fn default_connections(&self) -> Connections {
         let mut out = Connections::default();
         for (&(kind, ref inst), &mode) in &self.services {
@@ -200,13 +203,9 @@ impl Instance {
                         .insert((*k).into(), ConnValue::Literal((*v).into()));
                 }
             } else {
-                for field in external_optional_fields(kind) {
+                for key in self.configured_optional_keys(kind, inst) {
                     conn.values
-                        .insert((*field).into(), ConnValue::secret(&secret, field));
-                }
-                if kind == ServiceKind::ObjectStore && self.kms_object_stores.contains(inst) {
-                    conn.values
-                        .insert("kmskey".into(), ConnValue::secret(&secret, "kmskey"));
+                        .insert(key.into(), ConnValue::optional_secret(&secret, key));
                 }
             }
             out.map.insert((kind, inst.clone()), conn);
@@ -214,20 +213,24 @@ impl Instance {
         out
     }
 
+    /// The optional keys an external instance's connection Secret may carry (none when managed).
+    pub fn configured_optional_keys(
+        &self,
+        kind: ServiceKind,
+        instance: &str,
+    ) -> impl Iterator<Item = &'static str> + '_ {
+        self.optional_keys
+            .get(&(kind, instance.to_string()))
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
     pub fn mode(&self, kind: ServiceKind, instance: &str) -> Option<Mode> {
         self.services
             .get(&(kind, instance.to_string()))
             .or_else(|| self.services.get(&(kind, "default".to_string())))
             .copied()
-    }
-}
-
-/// Fields an external connection Secret publishes beyond the common ones; the controller writes
-/// only those the user configured, so a missing one resolves to the manifest's default value.
-fn external_optional_fields(kind: ServiceKind) -> &'static [&'static str] {
-    match kind {
-        ServiceKind::Clickhouse => &["replicated", "clustername"],
-        _ => &[],
     }
 }
 
@@ -333,19 +336,30 @@ fn managed_service_names(
     Ok(out)
 }
 
-/// External object stores that set `kmsKey`.
-fn kms_object_stores(cr: &WeightsAndBiases) -> BTreeSet<String> {
-    cr.spec
-        .object_store
-        .iter()
-        .flatten()
-        .filter(|(_, v)| {
-            v.external_object_store
-                .as_ref()
-                .is_some_and(|e| e.kms_key.is_some())
-        })
-        .map(|(k, _)| k.clone())
-        .collect()
+/// The optional connection keys each external instance's resource fields configure.
+fn optional_keys(
+    cr: &WeightsAndBiases,
+    services: &BTreeMap<(ServiceKind, String), Mode>,
+) -> BTreeMap<(ServiceKind, String), BTreeSet<&'static str>> {
+    let mut out = BTreeMap::new();
+    for ((kind, instance), mode) in services {
+        if *mode != Mode::External {
+            continue;
+        }
+        let set: BTreeSet<&'static str> = crate::backends::external::selectors(cr, *kind, instance)
+            .iter()
+            .filter_map(|(field, _)| {
+                kind.optional_fields()
+                    .iter()
+                    .find(|o| o.cr_field == *field)
+                    .map(|o| o.key)
+            })
+            .collect();
+        if !set.is_empty() {
+            out.insert((*kind, instance.clone()), set);
+        }
+    }
+    out
 }
 
 /// Host part of `scheme://host[:port][/]`.

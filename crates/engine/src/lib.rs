@@ -18,6 +18,7 @@ pub mod references;
 pub mod render;
 
 pub use backends::{Backend, InfraPlan, Observed, Readiness};
+pub use build::security;
 pub use build::{
     BACKOFF_LIMIT, Built, GATEWAY_API_VERSION, MIGRATION_LABEL, ca_config_map, job_name,
 };

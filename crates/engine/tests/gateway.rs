@@ -2,23 +2,16 @@
 //! ingress paths, attached to the managed or referenced Gateway, and the managed Gateway.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use wandb_api::WeightsAndBiases;
 use wandb_engine::Built;
-use wandb_manifest::{ManifestLocation, ServerManifest};
+use wandb_manifest::ServerManifest;
+
+mod common;
 
 fn manifest() -> ServerManifest {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/server-manifest");
-    assert!(dir.is_dir(), "fixtures missing at {}", dir.display());
-    let m = ManifestLocation::parse(&format!("file://{}", dir.display()))
-        .unwrap()
-        .load("0.84.0")
-        .unwrap();
-    m.check_compatible().unwrap();
-    m
+    common::manifest("fixture", "0.84.0")
 }
 
 /// A CR with `hostname`, the given extra spec.wandb lines and `networking` block.

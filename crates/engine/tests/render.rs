@@ -4,33 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod common;
+use common::manifest;
+
 use serde_json::Value;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::{Built, Connections};
-use wandb_manifest::{ManifestLocation, ServerManifest};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/server-manifest")
-}
-
-fn manifest(source: &str, version: &str) -> ServerManifest {
-    let loc = if source == "builtin" {
-        ManifestLocation::parse("builtin://").unwrap()
-    } else {
-        let dir = fixtures();
-        assert!(
-            dir.is_dir(),
-            "fixtures missing at {} (shared/ must sit beside the repo)",
-            dir.display()
-        );
-        ManifestLocation::parse(&format!("file://{}", dir.display())).unwrap()
-    };
-    let m = loc
-        .load(version)
-        .unwrap_or_else(|e| panic!("load {source} {version}: {e}"));
-    m.check_compatible().unwrap();
-    m
-}
+use wandb_manifest::ServerManifest;
 
 fn cr(version: &str, size: &str, ingress: bool, external: bool) -> WeightsAndBiases {
     let mut yaml = format!(
@@ -590,4 +570,48 @@ fn external_services_get_no_objects_and_their_certificates_are_mounted() {
         }
     }
     assert!(pods > 0);
+}
+
+/// A kubelet refuses `runAsNonRoot` for an image whose user it cannot verify (a named user), so
+/// every container that asks for it also names the numeric user (its own or its pod's); the
+/// frontend's `nginx` user is uid 101.
+#[test]
+fn run_as_non_root_always_comes_with_a_numeric_user() {
+    for (source, version) in MANIFESTS {
+        let m = manifest(source, version);
+        let built = render(&cr(version, "small", false, false), &m, None);
+        let mut frontends = 0;
+        for o in &built.objects {
+            if !matches!(o.kind.as_str(), "Deployment" | "StatefulSet" | "Job") {
+                continue;
+            }
+            let pod = &o.object["spec"]["template"]["spec"];
+            let pod_user = pod["securityContext"]["runAsUser"].as_i64();
+            for c in ["containers", "initContainers"]
+                .iter()
+                .flat_map(|f| pod[*f].as_array().into_iter().flatten())
+            {
+                let sc = &c["securityContext"];
+                let user = sc["runAsUser"].as_i64().or(pod_user);
+                if sc["runAsNonRoot"] == true || pod["securityContext"]["runAsNonRoot"] == true {
+                    assert!(
+                        user.is_some_and(|u| u > 0),
+                        "{source} {version} {} {}: runAsNonRoot without a numeric user",
+                        o.name,
+                        c["name"]
+                    );
+                }
+                if c["image"]
+                    .as_str()
+                    .is_some_and(|i| i.contains("wandb/frontend-nginx"))
+                {
+                    assert_eq!(user, Some(101), "{}: frontend runs as nginx (101)", o.name);
+                    frontends += 1;
+                }
+            }
+        }
+        if source == "fixture" {
+            assert!(frontends > 0, "{version}: the fixture has a frontend");
+        }
+    }
 }

@@ -1,21 +1,15 @@
 //! Per-service options of the CR that change what is built: a managed service's `name` and
 //! `namespace`, and an external object store's SSE-KMS key.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::{Built, EngineError};
-use wandb_manifest::{ManifestLocation, ServerManifest};
+use wandb_manifest::ServerManifest;
+
+mod common;
 
 fn manifest() -> ServerManifest {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/server-manifest");
-    assert!(dir.is_dir(), "fixtures missing at {}", dir.display());
-    ManifestLocation::parse(&format!("file://{}", dir.display()))
-        .unwrap()
-        .load("0.84.0")
-        .unwrap()
+    common::manifest("fixture", "0.84.0")
 }
 
 fn cr(services: &str) -> WeightsAndBiases {
@@ -158,7 +152,8 @@ fn an_s3_kms_key_reaches_every_container_that_reads_the_bucket() {
             .unwrap_or_else(|| panic!("{c} reads the bucket but has no AWS_S3_KMS_ID"));
         assert_eq!(
             kms.1["valueFrom"]["secretKeyRef"],
-            serde_json::json!({"name": "w-objectstore-connection", "key": "kmskey"}),
+            // Optional: the writer leaves an empty value out.
+            serde_json::json!({"name": "w-objectstore-connection", "key": "kmskey", "optional": true}),
             "{c}"
         );
     }

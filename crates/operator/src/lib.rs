@@ -8,6 +8,7 @@ pub mod connections;
 pub mod controller;
 pub mod email_sink;
 pub mod gates;
+pub mod issuer;
 pub mod leader;
 pub mod manifests;
 pub mod metrics;

@@ -116,12 +116,18 @@ async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
     let metrics_addr = admin::parse_bind(&args.metrics_bind_address)?;
     let health_addr = admin::parse_bind(&args.health_probe_bind_address)?;
     // kube is built with rustls + aws-lc-rs only, so rustls picks that provider by itself.
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
         .map_err(|e| format!("no Kubernetes client configuration: {e}"))?;
+    let client =
+        kube::Client::try_from(config.clone()).map_err(|e| format!("no Kubernetes client: {e}"))?;
     let mut ctx = Context::new(client);
     // From here on every request goes through the context's counted client.
     let client = ctx.client.clone();
+    ctx.anonymous = Some(
+        Context::anonymous_client(&config)
+            .map_err(|e| format!("no Kubernetes client without credentials: {e}"))?,
+    );
     ctx.oci = OciLoader::new(args.insecure_registries.clone());
     ctx.default_manifest = args.default_manifest_repository.clone();
     let ctx = Arc::new(ctx);

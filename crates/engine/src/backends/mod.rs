@@ -160,7 +160,13 @@ pub fn connection_spec(
     };
     SecretSpec {
         name: inst.connection_secret(kind, instance),
-        keys: kind.fields().iter().map(|f| (*f).to_string()).collect(),
+        keys: kind
+            .fields()
+            .iter()
+            .copied()
+            .chain(inst.configured_optional_keys(kind, instance))
+            .map(str::to_string)
+            .collect(),
         source,
         retain,
         shared: false,

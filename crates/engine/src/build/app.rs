@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use wandb_manifest::{Application, HorizontalAutoscaling};
 
 use super::probes;
-use super::{BuildContext, pod};
+use super::{BuildContext, pod, security};
 use crate::EngineError;
 use crate::desired::{DesiredObject, Phase};
 use crate::names;
@@ -214,7 +214,7 @@ fn container(
         startup_probe: startup,
         liveness_probe: liveness,
         readiness_probe: readiness,
-        security_context: Some(pod::container_security()),
+        security_context: Some(security::container_security(c.image.as_ref())),
         ..Default::default()
     }
 }

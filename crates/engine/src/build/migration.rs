@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::Container;
 use wandb_manifest::MigrationJob;
 
-use super::{BuildContext, pod};
+use super::{BuildContext, pod, security};
 use crate::EngineError;
 use crate::desired::{DesiredObject, Phase};
 use crate::names;
@@ -59,7 +59,7 @@ pub fn build(
         command: (!m.command.is_empty()).then(|| m.command.clone()),
         env: (!env.is_empty()).then_some(env),
         volume_mounts: (!mounts.mounts.is_empty()).then_some(mounts.mounts),
-        security_context: Some(pod::container_security()),
+        security_context: Some(security::container_security(m.image.as_ref())),
         ..Default::default()
     };
     let mut spec = pod::base_pod_spec(inst);

@@ -6,6 +6,7 @@ mod networking;
 pub(crate) mod pod;
 mod probes;
 mod rbac;
+pub mod security;
 
 use std::collections::BTreeMap;
 

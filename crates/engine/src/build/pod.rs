@@ -1,5 +1,5 @@
 //! What every pod the operator builds shares: volumes from manifest mounts, custom CA, proxy env,
-//! a restricted-compatible security context, pull secrets, service account, scheduling.
+//! the pod-level security context, pull secrets, service account, scheduling.
 
 use std::collections::BTreeMap;
 
@@ -187,7 +187,8 @@ pub fn proxy_env(proxy: Option<&ProxySpec>, inst: &Instance) -> Vec<EnvVar> {
     out
 }
 
-/// Container security context compatible with the `restricted` Pod Security Standard.
+/// Container security context compatible with the `restricted` Pod Security Standard, for
+/// managed services whose pod sets the image's numeric user (W&B apps: see `security`).
 pub fn container_security() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
@@ -211,8 +212,8 @@ pub fn base_pod_spec(inst: &Instance) -> PodSpec {
         image_pull_secrets: (!inst.pull_secrets.is_empty()).then(|| inst.pull_secrets.clone()),
         affinity: inst.affinity.clone(),
         tolerations: (!inst.tolerations.is_empty()).then(|| inst.tolerations.clone()),
+        // The user is each container's (see `security`): images differ.
         security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
             seccomp_profile: Some(SeccompProfile {
                 type_: "RuntimeDefault".into(),
                 localhost_profile: None,

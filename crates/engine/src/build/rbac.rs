@@ -6,8 +6,26 @@ use crate::desired::{DesiredObject, Phase};
 use crate::instance::Instance;
 use crate::names;
 
-/// The workload ServiceAccount with a Role limited to Secrets in the namespace (W&B stores
-/// customer secrets and the internal signer key there).
+/// What W&B's in-cluster secret store (`k8s-secretmanager://`, the default customer secret
+/// store, and the internal signer key) does with the apps' ServiceAccount, as both official
+/// deployers grant it: read, create, update and delete Secrets of the namespace, and read the
+/// namespace itself. A Role can grant `get` on its own namespace object only; listing namespaces
+/// is cluster-wide and not granted.
+pub fn app_rules() -> Vec<PolicyRule> {
+    let rule = |resource: &str, verbs: &[&str]| PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec![resource.into()]),
+        verbs: verbs.iter().map(|v| (*v).to_string()).collect(),
+        ..Default::default()
+    };
+    vec![
+        rule("secrets", &["get", "create", "update", "delete"]),
+        rule("namespaces", &["get"]),
+    ]
+}
+
+/// The workload ServiceAccount with a Role limited to what W&B's secret store needs in the
+/// namespace ([`app_rules`]).
 pub fn build(
     inst: &Instance,
     annotations: Option<std::collections::BTreeMap<String, String>>,
@@ -31,16 +49,7 @@ pub fn build(
     };
     let role = Role {
         metadata: meta(&name),
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["secrets".into()]),
-            verbs: [
-                "get", "list", "watch", "create", "update", "patch", "delete",
-            ]
-            .map(String::from)
-            .to_vec(),
-            ..Default::default()
-        }]),
+        rules: Some(app_rules()),
     };
     let binding = RoleBinding {
         metadata: meta(&name),

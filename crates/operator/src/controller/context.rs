@@ -27,6 +27,11 @@ pub struct Context {
     owned: std::sync::RwLock<crate::owned_cache::OwnedCache>,
     /// Which instances read which of the user's Secrets (see [`super::secret_watch`]).
     pub secret_index: super::secret_watch::SecretIndex,
+    /// A client of the same API server without credentials, for the issuer check of internal
+    /// service auth ([`crate::issuer`]); none: not checked (no `InternalServiceAuth` condition).
+    pub anonymous: Option<Client>,
+    /// Last issuer check: (issuer, result, when), repeated after `preflight_retry`.
+    issuer: Mutex<Option<(String, crate::issuer::IssuerCheck, Instant)>>,
     failures: Mutex<HashMap<String, u32>>,
     /// Last preflight per external service (`ns/cr/kind/instance`): (what was checked: endpoint,
     /// TLS mode and a hash of the certificates; problem).
@@ -71,6 +76,8 @@ impl Context {
             gateway_api_recheck: Duration::from_secs(60),
             owned: Default::default(),
             secret_index: Default::default(),
+            anonymous: None,
+            issuer: Mutex::default(),
             failures: Mutex::default(),
             preflight: Mutex::default(),
             writes: Mutex::default(),
@@ -89,6 +96,32 @@ impl Context {
         let cache = self.owned.read().expect("not poisoned").clone();
         cache.wait_ready(CACHE_SYNC).await;
         cache
+    }
+
+    /// A client like `config`'s without its credentials (for [`Context::anonymous`]).
+    pub fn anonymous_client(config: &kube::Config) -> Result<Client, kube::Error> {
+        let mut config = config.clone();
+        config.auth_info = kube::config::AuthInfo::default();
+        Client::try_from(config)
+    }
+
+    /// The issuer check of `cr`'s internal service auth (cached for `preflight_retry`); `None`
+    /// when it is disabled or there is no anonymous client.
+    pub async fn issuer_check(
+        &self,
+        cr: &wandb_api::WeightsAndBiases,
+    ) -> Option<crate::issuer::IssuerCheck> {
+        let anonymous = self.anonymous.as_ref()?;
+        let issuer = wandb_engine::Instance::from_cr(cr).ok()?.internal_auth?;
+        if let Some((i, check, at)) = &*self.issuer.lock().expect("not poisoned")
+            && *i == issuer
+            && at.elapsed() < self.preflight_retry
+        {
+            return Some(check.clone());
+        }
+        let check = crate::issuer::check(anonymous, &self.client, &issuer).await;
+        *self.issuer.lock().expect("not poisoned") = Some((issuer, check.clone(), Instant::now()));
+        Some(check)
     }
 
     /// Counts a failure of the object with `uid`; returns the consecutive count.

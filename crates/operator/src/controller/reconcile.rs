@@ -144,6 +144,7 @@ async fn apply_inner(
         generated_secrets: vec![],
         gateway_api_missing: false,
         email_sink: None,
+        internal_auth: None,
     };
 
     // The user's Secrets are watched from the start, so that creating a missing one or fixing a
@@ -300,6 +301,7 @@ async fn apply_inner(
     }
 
     // 7. Status.
+    facts.internal_auth = ctx.issuer_check(cr).await;
     facts.migration_count = jobs.len();
     facts.migrations = gates.migrations.clone();
     facts.deployments = observe::deployments(applier, &built.objects).await?;

@@ -89,6 +89,8 @@ pub struct Facts {
     pub gateway_api_missing: bool,
     /// The email sink the apps read (`status.emailSink`), when there is one.
     pub email_sink: Option<SecretKeySelector>,
+    /// The issuer check of internal service auth; `None` when it is disabled.
+    pub internal_auth: Option<crate::issuer::IssuerCheck>,
 }
 
 impl Facts {
@@ -272,6 +274,20 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             reason: Some(mig_reason.into()),
         }),
     });
+
+    // Internal service auth: reported, not gating.
+    match &f.internal_auth {
+        Some(check) => set_condition(
+            c,
+            ConditionType::InternalServiceAuth,
+            check.ok,
+            check.reason,
+            &check.message,
+            g,
+            now,
+        ),
+        None => c.retain(|x| x.type_ != ConditionType::InternalServiceAuth.as_str()),
+    }
 
     // Applications.
     let apps_ready = f.applications_ready();

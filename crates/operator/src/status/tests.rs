@@ -38,6 +38,7 @@ fn facts() -> Facts {
         deployments: vec![deployment("api", true), deployment("frontend", true)],
         generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
         gateway_api_missing: false,
+        internal_auth: None,
     }
 }
 
@@ -299,4 +300,28 @@ fn the_email_sink_is_reported_and_cleared_when_gone() {
     assert_eq!(s.email_sink, Some(sink));
     let s = compute(&s, &facts(), &now(2));
     assert_eq!(s.email_sink, None, "SMTP taken out of the resource");
+}
+
+#[test]
+fn the_issuer_check_is_reported_without_gating_ready() {
+    let mut f = facts();
+    f.internal_auth = Some(crate::issuer::judge(
+        "https://kubernetes.default.svc.cluster.local",
+        "https://kubernetes.default.svc.cluster.local",
+        Some(403),
+    ));
+    let s = compute(&Default::default(), &f, &now(10));
+    assert!(s.ready, "reported, not gating");
+    let c = cond(&s, ConditionType::InternalServiceAuth);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "IssuerDiscoveryForbidden")
+    );
+    // Disabled: the condition goes.
+    let s = compute(&s, &facts(), &now(20));
+    assert!(
+        !s.conditions
+            .iter()
+            .any(|c| c.type_ == ConditionType::InternalServiceAuth.as_str())
+    );
 }

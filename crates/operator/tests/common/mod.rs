@@ -2,6 +2,7 @@
 //! condition lookups.
 #![allow(dead_code)]
 
+pub mod keys;
 pub mod oci;
 
 use std::sync::Arc;
@@ -54,7 +55,9 @@ pub async fn start_for(ns: &TestNamespace, namespaces: Vec<String>) -> Running {
             .with_test_writer()
             .try_init();
     }
-    start_with(ns, namespaces, Context::new(ns.client())).await
+    let mut ctx = Context::new(ns.client());
+    ctx.anonymous = Some(Context::anonymous_client(ns.cluster().config()).unwrap());
+    start_with(ns, namespaces, ctx).await
 }
 
 /// The controller with a prepared context (e.g. shorter retry intervals).
@@ -152,15 +155,21 @@ pub fn cr_yaml(name: &str, manifest: &str, version: &str) -> String {
     )
 }
 
-/// Waits until instance `name` is Ready.
+/// Waits until instance `name` is Ready, then checks that every Secret and ConfigMap key its
+/// pods read exists (Ready must mean a kubelet would start them: [`keys`]).
 pub async fn wait_ready(api: &Api<WeightsAndBiases>, name: &str) {
-    wait_for("the CR to become Ready", TIMEOUT, || async {
-        Ok(condition(api, name, "Ready")
+    let cr = wait_for("the CR to become Ready", TIMEOUT, || async {
+        let ready = condition(api, name, "Ready")
             .await
-            .filter(|(s, _)| s == "True")
-            .map(|_| ()))
+            .is_some_and(|(s, _)| s == "True");
+        Ok(if ready {
+            Some(api.get(name).await?)
+        } else {
+            None
+        })
     })
     .await;
+    keys::assert_pod_keys_exist(&api.clone().into_client(), &cr).await;
 }
 
 /// Triggers one reconcile of `name` without changing its spec (an annotation) and returns the

@@ -592,8 +592,8 @@ pub fn url(kind: ServiceKind, i: &ConnInputs) -> Result<String, UrlError> {
 /// Every key a connection Secret publishes, by the normalized field names env wiring reads
 /// (`url`, `host`, `port`, `user`, `password`, `database`, `region`, `bucket`, `httpport`,
 /// `tcpport`, `replicated`, `clustername`, ...). Every field of [`ServiceKind::fields`] is always
-/// present (possibly empty) so that secretKeyRefs never miss a key; optional fields appear only
-/// when set.
+/// present (possibly empty) so that secretKeyRefs never miss a key; the optional fields of
+/// [`ServiceKind::optional_fields`] and the other extra keys appear only when set.
 pub fn connection_secret_data(
     kind: ServiceKind,
     i: &ConnInputs,
@@ -685,6 +685,9 @@ pub fn connection_secret_data(
                 put("tls", Some("true"));
             }
         }
+    }
+    for field in kind.fields() {
+        out.entry((*field).to_string()).or_default();
     }
     Ok(out)
 }

@@ -327,6 +327,7 @@ fn secret_data_publishes_every_field() {
             ("user", "u"),
             ("database", "d"),
             ("bucket", "b"),
+            ("database", "d"),
             ("bootstrapServers", "k:9092"),
         ]);
         let d = connection_secret_data(kind, &i).unwrap();
@@ -362,4 +363,48 @@ fn unknown_fields_are_reported() {
     assert_eq!(i.http_port.as_deref(), Some("8443"));
     assert!(i.set("host", ""));
     assert_eq!(i.host, None, "empty counts as unset");
+}
+
+/// The writer follows the one table of keys env wiring reads: every `fields()` key always (so a
+/// required reference never misses), every `optional_fields()` key exactly when its input is set.
+#[test]
+fn connection_secrets_carry_the_keys_the_table_promises() {
+    let minimal = || {
+        let mut i = ConnInputs::new("default");
+        for (f, v) in [
+            ("host", "h"),
+            ("user", "u"),
+            ("bucket", "b"),
+            ("database", "d"),
+            ("bootstrapServers", "k:9092"),
+        ] {
+            i.set(f, v);
+        }
+        i
+    };
+    for kind in ServiceKind::ALL {
+        let data = connection_secret_data(kind, &minimal()).unwrap();
+        for f in kind.fields() {
+            assert!(data.contains_key(*f), "{kind:?} lacks {f}: {data:?}");
+        }
+        for o in kind.optional_fields() {
+            assert!(!data.contains_key(o.key), "{kind:?} writes unset {}", o.key);
+            let mut set = minimal();
+            assert!(set.set(o.cr_field, "true"), "{}", o.cr_field);
+            let data = connection_secret_data(kind, &set).unwrap();
+            assert_eq!(
+                data.get(o.key).map(String::as_str),
+                Some("true"),
+                "{kind:?}"
+            );
+            // Empty counts as unset: left out, hence optional references.
+            let mut empty = minimal();
+            empty.set(o.cr_field, "");
+            assert!(
+                !connection_secret_data(kind, &empty)
+                    .unwrap()
+                    .contains_key(o.key)
+            );
+        }
+    }
 }
