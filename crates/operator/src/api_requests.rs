@@ -54,17 +54,29 @@ impl ApiRequests {
         self.counts.lock().expect("not poisoned").clone()
     }
 
-    /// Requests made between two snapshots, by verb (`get`, `list`, `patch`...), zero counts left out.
+    /// Requests made since `before` (a [`Self::snapshot`]), by verb and resource; zero counts
+    /// left out.
+    pub fn since(
+        &self,
+        before: &BTreeMap<(&'static str, String), u64>,
+    ) -> BTreeMap<(&'static str, String), u64> {
+        self.snapshot()
+            .into_iter()
+            .filter_map(|(k, n)| {
+                let delta = n - before.get(&k).copied().unwrap_or(0);
+                (delta > 0).then_some((k, delta))
+            })
+            .collect()
+    }
+
+    /// [`Self::since`] summed by verb (`get`, `list`, `patch`...).
     pub fn by_verb_since(
         &self,
         before: &BTreeMap<(&'static str, String), u64>,
     ) -> BTreeMap<&'static str, u64> {
         let mut out = BTreeMap::new();
-        for ((verb, resource), n) in self.snapshot() {
-            let delta = n - before.get(&(verb, resource)).copied().unwrap_or(0);
-            if delta > 0 {
-                *out.entry(verb).or_default() += delta;
-            }
+        for ((verb, _), n) in self.since(before) {
+            *out.entry(verb).or_default() += n;
         }
         out
     }

@@ -201,8 +201,9 @@ async fn a_settled_pass_changes_no_resource_version_and_sends_no_write() {
     let history = common::poke_and_count_writes(&running, &ns, name).await;
     let by_verb = running.ctx.metrics.requests.by_verb_since(&requests);
     eprintln!(
-        "settled pass of one instance ({} objects): requests by verb {by_verb:?}",
-        before.len()
+        "settled pass of one instance ({} objects): requests by verb {by_verb:?}, by resource {:?}",
+        before.len(),
+        running.ctx.metrics.requests.since(&requests)
     );
     assert_eq!(history.last(), Some(&0), "{history:?}");
     for verb in ["create", "update", "patch", "delete", "deletecollection"] {

@@ -124,6 +124,27 @@ impl Context {
         Some(check)
     }
 
+    /// Drops everything kept in memory for a deleted instance: its failure count, preflight
+    /// results, write history, readiness metric and the index of the Secrets it reads.
+    pub fn forget(&self, cr: &wandb_api::WeightsAndBiases) {
+        use kube::ResourceExt as _;
+        let (ns, name) = (cr.namespace().unwrap_or_default(), cr.name_any());
+        self.metrics.forget(&ns, &name);
+        self.secret_index.forget(cr);
+        if let Some(uid) = cr.uid() {
+            self.reset_failures(&uid);
+        }
+        let prefix = format!("{ns}/{name}/");
+        self.preflight
+            .lock()
+            .expect("not poisoned")
+            .retain(|key, _| !key.starts_with(&prefix));
+        self.writes
+            .lock()
+            .expect("not poisoned")
+            .remove(&format!("{ns}/{name}"));
+    }
+
     /// Counts a failure of the object with `uid`; returns the consecutive count.
     pub fn record_failure(&self, uid: &str) -> u32 {
         let mut f = self.failures.lock().expect("not poisoned");
@@ -183,5 +204,42 @@ impl Context {
     /// API writes of every reconcile since start.
     pub fn total_writes(&self) -> u64 {
         self.total_writes.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_deleted_instance_leaves_nothing_in_memory() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let ctx = Context::new(Client::try_from(config).unwrap());
+        let cr: wandb_api::WeightsAndBiases = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps.wandb.com/v2", "kind": "WeightsAndBiases",
+            "metadata": {"name": "w", "namespace": "n", "uid": "u1"},
+            "spec": {"wandb": {"hostname": "http://w", "version": "0.84.0"}}
+        }))
+        .unwrap();
+        ctx.record_failure("u1");
+        ctx.record_preflight("n/w/mysql/default", "db:3306", Some("refused".into()));
+        ctx.record_preflight("n/other/mysql/default", "db:3306", None);
+        ctx.record_writes("n", "w", 3);
+        ctx.forget(&cr);
+        assert_eq!(
+            ctx.record_failure("u1"),
+            1,
+            "the failure count starts again"
+        );
+        assert!(
+            ctx.preflight_cached("n/w/mysql/default", "db:3306")
+                .is_none()
+        );
+        assert!(
+            ctx.preflight_cached("n/other/mysql/default", "db:3306")
+                .is_some(),
+            "another instance's results stay"
+        );
+        assert!(ctx.write_history("n", "w").is_empty());
     }
 }

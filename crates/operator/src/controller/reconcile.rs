@@ -43,8 +43,7 @@ pub async fn reconcile(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<A
         match event {
             Event::Apply(cr) => apply(cr, ctx.clone()).await,
             Event::Cleanup(cr) => {
-                ctx.metrics.forget(&ns, &cr.name_any());
-                ctx.secret_index.forget(&cr);
+                ctx.forget(&cr);
                 cleanup::run(cr, ctx.clone()).await
             }
         }
