@@ -184,7 +184,10 @@ pub async fn poke_and_count_writes(
     wb.patch(
         name,
         &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"test/poke": "1"}}})),
+        // A new value each time: an unchanged annotation would be no change, and no reconcile.
+        &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+            "test/poke": wandb_testkit::random_suffix(12)
+        }}})),
     )
     .await
     .unwrap();
