@@ -210,9 +210,15 @@ impl Applier {
             tracing::warn!(%kind, %name, "{note}");
         }
         stamp_applied_hash(&mut desired);
-        if live.as_ref().is_some_and(|live| unchanged(&desired, live)) {
-            return Ok(false);
-        }
+        let why = match &live {
+            None => "absent",
+            Some(live) if applied_hash_of(live) != applied_hash_of(&desired) => "changed",
+            Some(live) if !is_subset(&desired, live) => {
+                tracing::debug!(%kind, %name, field = %first_difference(&desired, live, ""), "drifted");
+                "drifted"
+            }
+            Some(_) => return Ok(false),
+        };
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let answer = self
             .api(&api_version, &kind)
@@ -224,7 +230,7 @@ impl Applier {
             &name,
             Some(serde_json::to_value(&answer).expect("objects serialize")),
         );
-        tracing::debug!(%kind, %name, "applied");
+        tracing::debug!(%kind, %name, why, "applied");
         Ok(true)
     }
 
@@ -337,13 +343,15 @@ fn applied_hash(desired: &Value) -> String {
 /// Whether applying `desired` (stamped by [`stamp_applied_hash`]) to `live` would change
 /// nothing: the last apply was of this very object, and every value it set is still there.
 pub fn unchanged(desired: &Value, live: &Value) -> bool {
-    let hash = |v: &Value| {
-        v.pointer("/metadata/annotations")
-            .and_then(|a| a.get(names::APPLIED_HASH_ANNOTATION))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    hash(desired).is_some() && hash(desired) == hash(live) && is_subset(desired, live)
+    applied_hash_of(desired).is_some()
+        && applied_hash_of(desired) == applied_hash_of(live)
+        && is_subset(desired, live)
+}
+
+fn applied_hash_of(v: &Value) -> Option<&str> {
+    v.pointer("/metadata/annotations")
+        .and_then(|a| a.get(names::APPLIED_HASH_ANNOTATION))
+        .and_then(Value::as_str)
 }
 
 /// Fields the API server never lets change keep their live value, so that a changed desired
@@ -385,6 +393,29 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
         }
         (d, Value::Null) => is_zero(d),
         (d, l) => d == l,
+    }
+}
+
+/// The path of the first field where `live` does not hold `desired` (for logs).
+fn first_difference(desired: &Value, live: &Value, path: &str) -> String {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d
+            .iter()
+            .find(|(k, dv)| !l.get(*k).map_or(is_zero(dv), |lv| is_subset(dv, lv)))
+            .map(|(k, dv)| {
+                let p = format!("{path}.{k}");
+                l.get(k)
+                    .map_or(p.clone(), |lv| first_difference(dv, lv, &p))
+            })
+            .unwrap_or_else(|| path.to_string()),
+        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => d
+            .iter()
+            .zip(l)
+            .enumerate()
+            .find(|(_, (dv, lv))| !is_subset(dv, lv))
+            .map(|(i, (dv, lv))| first_difference(dv, lv, &format!("{path}[{i}]")))
+            .unwrap_or_else(|| path.to_string()),
+        _ => path.to_string(),
     }
 }
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use futures::{FutureExt as _, Stream, StreamExt as _};
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject, TypeMeta};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
@@ -31,6 +31,7 @@ struct KindStore {
 #[derive(Clone, Default)]
 pub struct OwnedCache {
     stores: Arc<Vec<KindStore>>,
+    not_served: Arc<Vec<(&'static str, &'static str)>>,
 }
 
 /// The watch stream of one kind, which fills its store as it is polled, and that kind's
@@ -44,6 +45,7 @@ pub type OwnedStream = (
 #[derive(Default)]
 pub struct OwnedCacheBuilder {
     stores: Vec<KindStore>,
+    not_served: Vec<(&'static str, &'static str)>,
 }
 
 impl OwnedCacheBuilder {
@@ -69,19 +71,35 @@ impl OwnedCacheBuilder {
             store: writer.as_reader(),
         });
         let managed = format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGED_BY);
+        let types = TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        };
         let stream = watcher(api, watcher::Config::default().labels(&managed))
             .default_backoff()
-            // Nothing decides on who manages which field: keep the cache small.
-            .modify(|o| o.managed_fields_mut().clear())
+            .modify(move |o| {
+                // Nothing decides on who manages which field: keep the cache small.
+                o.managed_fields_mut().clear();
+                // Items of a list carry no apiVersion and kind; watch events do. Without them a
+                // cached object would never look like what was applied.
+                o.types.get_or_insert_with(|| types.clone());
+            })
             .reflect(writer)
             .touched_objects()
             .boxed();
         (stream, resource)
     }
 
+    /// Records that the cluster does not serve `kind` (its CRD is not installed): the cache
+    /// then knows that the operator has no such object, without asking.
+    pub fn not_served(&mut self, api_version: &'static str, kind: &'static str) {
+        self.not_served.push((api_version, kind));
+    }
+
     pub fn build(self) -> OwnedCache {
         OwnedCache {
             stores: Arc::new(self.stores),
+            not_served: Arc::new(self.not_served),
         }
     }
 }
@@ -110,6 +128,9 @@ impl OwnedCache {
         namespace: &str,
         name: &str,
     ) -> Option<Option<Value>> {
+        if self.is_not_served(api_version, kind) {
+            return Some(None);
+        }
         let stores = self.stores_of(api_version, kind)?;
         Some(stores.iter().find_map(|s| {
             let key = ObjectRef::new_with(name, s.resource.clone()).within(namespace);
@@ -128,6 +149,9 @@ impl OwnedCache {
         namespace: &str,
         instance: &str,
     ) -> Option<Vec<Arc<DynamicObject>>> {
+        if self.is_not_served(api_version, kind) {
+            return Some(Vec::new());
+        }
         let stores = self.stores_of(api_version, kind)?;
         let label = names::label_value(instance);
         Some(
@@ -141,6 +165,12 @@ impl OwnedCache {
                 })
                 .collect(),
         )
+    }
+
+    fn is_not_served(&self, api_version: &str, kind: &str) -> bool {
+        self.not_served
+            .iter()
+            .any(|(v, k)| *v == api_version && *k == kind)
     }
 
     /// Waits until every store has its first listing, at most `timeout` (a kind whose watch

@@ -212,6 +212,7 @@ async fn run_once(
         );
         for (api_version, kind, _) in KINDS {
             if *api_version == GATEWAY_API && !watch_gateway_api {
+                caches.not_served(api_version, kind);
                 continue;
             }
             let (stream, resource) = caches.watch(&client, ns, api_version, kind);

@@ -49,19 +49,20 @@ pub async fn start(ns: &TestNamespace) -> Running {
 
 /// The controller watching `namespaces` (`ns` gives the client).
 pub async fn start_for(ns: &TestNamespace, namespaces: Vec<String>) -> Running {
+    let mut ctx = Context::new(ns.client());
+    ctx.anonymous = Some(Context::anonymous_client(ns.cluster().config()).unwrap());
+    start_with(ns, namespaces, ctx).await
+}
+
+/// The controller with a prepared context (e.g. shorter retry intervals). `RUST_LOG` shows its
+/// logs.
+pub async fn start_with(ns: &TestNamespace, namespaces: Vec<String>, ctx: Context) -> Running {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_test_writer()
             .try_init();
     }
-    let mut ctx = Context::new(ns.client());
-    ctx.anonymous = Some(Context::anonymous_client(ns.cluster().config()).unwrap());
-    start_with(ns, namespaces, ctx).await
-}
-
-/// The controller with a prepared context (e.g. shorter retry intervals).
-pub async fn start_with(ns: &TestNamespace, namespaces: Vec<String>, ctx: Context) -> Running {
     install_crd(&ns.client()).await;
     let ctx = Arc::new(ctx);
     let (tx, rx) = oneshot::channel::<()>();
