@@ -88,9 +88,11 @@ build_binary() { # ARCH -> prints the binary's path
       CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-musl-gcc)
   fi
   local start=$SECONDS
-  # Symbols stripped (not needed to run; ~40% of the file). Paths of workspace crates are
-  # relative and dependencies' are under CARGO_HOME, so the binary does not depend on the clone.
-  env "${env[@]}" CARGO_TARGET_DIR="$TARGET_DIR" CARGO_PROFILE_RELEASE_STRIP=symbols \
+  # Symbols stripped (not needed to run). Paths of workspace crates are relative and
+  # dependencies' are under CARGO_HOME, so the binary does not depend on the clone.
+  # SOURCE_DATE_EPOCH is kept from cargo: build scripts (aws-lc-sys, psm) rerun when it changes,
+  # and the commit time changes with every commit (a rebuild of minutes, for the same binary).
+  env -u SOURCE_DATE_EPOCH "${env[@]}" CARGO_TARGET_DIR="$TARGET_DIR" CARGO_PROFILE_RELEASE_STRIP=symbols \
     cargo build --locked --release --target "$target" -p wandb-operator >&2
   say "cargo build --release --target $target: $((SECONDS - start)) s"
   echo "$TARGET_DIR/$target/release/wandb-operator"
@@ -140,7 +142,7 @@ for arch in "${arch_list[@]}"; do
     --config.label "org.opencontainers.image.version=$VERSION" \
     --config.label "org.opencontainers.image.revision=$REVISION" \
     --config.label "org.opencontainers.image.licenses=Apache-2.0" \
-    --config.label "org.opencontainers.image.source=https://github.com/wandb/operator"
+    --config.label "org.opencontainers.image.source=https://github.com/wandb/wandb-operator"
 done
 umoci gc --layout "$LAYOUT"
 

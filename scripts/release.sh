@@ -106,12 +106,14 @@ sub(values, r'^(  repository: ).*$', rf'\g<1>{repo}')
 sub(values, r'^(  tag: )"".*$', rf'\g<1>"{version}"')
 sub(values, r'^(  digest: )"".*$', rf'\g<1>"{digest}"')
 
-# Artifact Hub `changes`: the first sentence of each top-level bullet of the notes.
+# Artifact Hub `changes`: the first sentence of each top-level bullet of the notes, at most
+# 160 characters.
 changes = []
 for item in re.split(r'^- ', notes, flags=re.M)[1:]:
-    first = " ".join(item.split())
-    first = re.split(r'(?<=[.:;])\s', first)[0].rstrip('.:;')
-    changes.append(first.replace('"', "'"))
+    first = re.split(r'(?<=\.)\s', " ".join(item.split()))[0].rstrip('.')
+    if len(first) > 160:
+        first = first[:159].rstrip() + "…"
+    changes.append(first.replace('\\', '').replace('"', "'"))
 chart_yaml = f"{chart}/Chart.yaml"
 block = "".join(f'    - kind: added\n      description: "{c}"\n' for c in changes) or \
     '    - kind: changed\n      description: "See RELEASE_NOTES.md"\n'
