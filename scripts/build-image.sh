@@ -30,8 +30,9 @@
 # WANDB_IMAGE_TARGET_DIR), so it does not evict the debug build of the tests.
 #
 # Architectures: amd64 always. arm64 only with --arch amd64,arm64 and an aarch64 musl C cross
-# compiler on PATH (aarch64-linux-musl-gcc; Debian packages none, so CI builds amd64 only); each
-# architecture is then its own tag TAG-<arch> in the layout, and TAG is the amd64 one.
+# compiler on PATH (aarch64-linux-musl-gcc; Debian packages none, so CI builds amd64 only; this
+# path is untested); each architecture is then its own tag TAG-<arch> in the layout, TAG is the
+# amd64 one, and no multi-platform index is made.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -144,6 +145,8 @@ for arch in "${arch_list[@]}"; do
     --config.label "org.opencontainers.image.licenses=Apache-2.0" \
     --config.label "org.opencontainers.image.source=https://github.com/wandb/wandb-operator"
 done
+# TAG is the amd64 image (no multi-platform index is built: umoci makes none).
+[ ${#arch_list[@]} -eq 1 ] || umoci tag --image "$LAYOUT:$TAG-amd64" "$TAG"
 umoci gc --layout "$LAYOUT"
 
 # The manifest digest of TAG, as a registry will serve it (skopeo copies manifests unchanged).
