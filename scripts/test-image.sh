@@ -17,7 +17,8 @@
 #      mode: the chart ServiceAccount's token, the API server's CA and the namespace where
 #      Kubernetes mounts them, KUBERNETES_SERVICE_HOST/PORT at the local API server. It must run
 #      as that non-root uid, serve /readyz, and bring the chart's sample instance to Ready.
-#      The image's `check` (what `helm test` runs) must pass in the chroot too, as the test's
+#      The image's `check` (what `helm test` runs) must pass in the chroot too (and fail, saying
+#      why, for a missing Deployment), as the test's
 #      ServiceAccount.
 # Artifacts are built into $WANDB_IMAGE_TEST_OUT (default: a temporary folder).
 set -euo pipefail
@@ -143,6 +144,11 @@ print("\n---\n".join(d for d in docs if "\nkind: Job\n" not in d))' | k apply -n
 mount_token "$rel-test"
 env -i "${POD_ENV[@]}" "${CHROOT[@]}" /wandb-operator check --namespace "$ns" --deployment "$rel" --timeout 30 >&2 \
   || fail "wandb-operator check (helm test's command) failed in the image"
+# ...and it fails, saying why, when the operator is not there.
+if out="$(env -i "${POD_ENV[@]}" "${CHROOT[@]}" /wandb-operator check --namespace "$ns" --deployment missing --timeout 1 2>&1)"; then
+  fail "wandb-operator check passed for a Deployment that does not exist"
+fi
+grep -q "FAILED: cannot read Deployment $ns/missing" <<<"$out" || fail "wandb-operator check failed without saying why: $out"
 
 health="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 mount_token "$rel"
