@@ -3,7 +3,9 @@
 #
 #   docker build -t wandb-operator:0.1.0 .
 #
-# Not built in this project's CI (its machines have no container engine); see
+# For people with a container engine. This project's CI has none: it builds and tests the same
+# image (static musl binary, CA bundle, numeric user 65532, no shell) with scripts/build-image.sh
+# (no engine; OCI image layout, reproducible digest), which is what releases ship; see
 # docs/development.md "Container image".
 
 # --- build: a static musl binary ---

@@ -5,7 +5,11 @@
 #   scripts/test.sh fmt clippy # only the named steps
 #
 # Steps: fmt, chart-crd (the chart's CRD template matches deploy/crds/), clippy, cluster (start a
-# dedicated local control plane), cargo-test (the whole workspace, `--include-ignored`, so
+# dedicated local control plane), image (the shipped artifacts: the operator image built twice
+# with the same digest, scripts/release.sh pushing it and the chart to a local registry, the CRD
+# by `kubectl apply`, `helm install` from oci:// and `helm test`, the image's own entrypoint run in
+# a chroot in in-cluster mode until an instance is Ready; scripts/test-image.sh, needs root),
+# cargo-test (the whole workspace, `--include-ignored`, so
 # integration tests run against that cluster), helm (the chart: lint, snapshots, schema, then
 # install/uninstall on that cluster; after cargo-test, which applies the same CRD), terraform (the
 # module in terraform/: fmt, offline init + validate with providers built from Go modules, then
@@ -21,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-STEPS=(fmt chart-crd clippy cluster cargo-test helm terraform)
+STEPS=(fmt chart-crd clippy cluster image cargo-test helm terraform)
 CLUSTER="${WANDB_TEST_CLUSTER:-wandb-test-$$}"
 # Integration tests run in parallel and a fake node takes 110 pods: give them room.
 export WANDB_CLUSTER_NODES="${WANDB_CLUSTER_NODES:-4}"
@@ -87,6 +91,11 @@ step_cluster() {
   export PATH
   echo "kubectl: $(command -v kubectl), helm: $(command -v helm)" >&2
   echo "WANDB_TEST_KUBECONFIG=KUBECONFIG=$WANDB_TEST_KUBECONFIG" >&2
+}
+
+step_image() {
+  [ -n "${WANDB_TEST_KUBECONFIG:-}" ] || die "no cluster: the cluster step must run before image"
+  scripts/test-image.sh
 }
 
 step_cargo-test() {

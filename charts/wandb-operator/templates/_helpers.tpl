@@ -53,12 +53,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* Image reference: repository@digest, or repository:tag (default tag: appVersion). */}}
+{{/* Image reference: repository:tag, plus @digest when one is set (default tag: appVersion). */}}
 {{- define "wandb-operator.image" -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $ref .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $ref }}
 {{- end }}
 {{- end }}
 
@@ -126,4 +127,14 @@ the release namespace only.
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get"]
+{{- end }}
+
+{{/* toYaml of a map without its null entries: a values file may null a key (values-openshift.yaml
+nulls any fixed uid), which Helm keeps as null when another values file set it. */}}
+{{- define "wandb-operator.toYamlWithoutNulls" -}}
+{{- $out := dict }}
+{{- range $k, $v := . }}
+{{- if not (kindIs "invalid" $v) }}{{ $_ := set $out $k $v }}{{ end }}
+{{- end }}
+{{- toYaml $out }}
 {{- end }}

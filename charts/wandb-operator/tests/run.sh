@@ -59,6 +59,26 @@ offline() {
   "$HELM" lint --strict "$CHART_DIR" >/dev/null
   "$HELM" lint --strict "$CHART_DIR" --set rbac.scope=namespaced --set 'rbac.watchNamespaces={team-a}' >/dev/null
   "$HELM" lint --strict "$CHART_DIR" -f "$TESTS/namespaced-values.yaml" >/dev/null
+  "$HELM" lint --strict "$CHART_DIR" -f "$CHART_DIR/values-openshift.yaml" >/dev/null
+
+  say "no fixed uid: none by default, none with values-openshift.yaml over values that set one"
+  # (crds.install=false: the CRD's descriptions name these fields)
+  ! "$HELM" template x "$CHART_DIR" --set crds.install=false | grep -E 'runAsUser|runAsGroup|fsGroup' >&2 \
+    || fail "the chart sets a fixed uid by default"
+  local out
+  printf 'podSecurityContext: {runAsUser: 1000, fsGroup: 1000}\nsecurityContext: {runAsUser: 1000}\n' >"$WORK/uid.yaml"
+  out="$("$HELM" template x "$CHART_DIR" -f "$WORK/uid.yaml" -f "$CHART_DIR/values-openshift.yaml" \
+    --set wandb.instance.enabled=true --set crds.install=false)"
+  ! grep -E 'runAsUser|runAsGroup|fsGroup' <<<"$out" >&2 || fail "values-openshift.yaml leaves a fixed uid"
+  grep -q 'managedServiceUids: platform' <<<"$out" || fail "values-openshift.yaml does not set managedServiceUids on the sample instance"
+  grep -q 'runAsNonRoot: true' <<<"$out" || fail "values-openshift.yaml dropped runAsNonRoot"
+
+  say "helm test hook: a Job running \`wandb-operator check\` with the operator image, its own read-only RBAC"
+  out="$("$HELM" template x "$CHART_DIR" --show-only templates/tests/check.yaml --set image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef)"
+  grep -q '"helm.sh/hook": test\|helm.sh/hook: test' <<<"$out" || fail "the test objects are not helm test hooks"
+  grep -qF 'image: "ghcr.io/wandb/wandb-operator:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"' <<<"$out" \
+    || fail "the test Job does not run the operator image (tag and digest)"
+  grep -q -- '- check' <<<"$out" || fail "the test Job does not run wandb-operator check"
 
   local name args rc=0
   for name in cluster namespaced; do

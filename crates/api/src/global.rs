@@ -1,5 +1,6 @@
 use k8s_openapi::api::core::v1::{LocalObjectReference, SecretKeySelector};
 use kube::KubeSchema;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Settings applied to every workload the operator builds.
@@ -34,6 +35,25 @@ pub struct GlobalSpec {
     /// HTTP(S) proxy for W&B workloads' egress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxySpec>,
+
+    /// Who picks the uid/gid of managed services' pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_service_uids: Option<ManagedServiceUids>,
+}
+
+/// Who picks the uid/gid of managed services' pods. `fixed` (default): the image's own
+/// non-root uid (MySQL and Redis 999, object store and Kafka 1000, ClickHouse 101) as
+/// runAsUser, runAsGroup and fsGroup, which the official images need under runAsNonRoot.
+/// `platform`: none of the three is set, for platforms that assign a uid per namespace
+/// (OpenShift's `restricted-v2` refuses a fixed uid outside the namespace's range).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum ManagedServiceUids {
+    /// The image's own uid/gid, set explicitly.
+    #[default]
+    Fixed,
+    /// Left to the platform (OpenShift `restricted-v2`).
+    Platform,
 }
 
 /// Proxy settings; credentials must come from a Secret, never a literal URL.

@@ -5,6 +5,7 @@
 //! without admission webhooks still rejects bad input. This crate has no client code.
 
 mod conditions;
+mod crd;
 mod global;
 mod infra;
 mod networking;
@@ -13,20 +14,13 @@ mod status;
 mod wandb;
 
 pub use conditions::{ConditionType, Reason, set_condition};
-pub use global::{GlobalSpec, ProxySpec, ProxyValue, ProxyValueFrom};
+pub use crd::{UPSTREAM_TYPED_FIELDS, crd, crd_yaml};
+pub use global::{GlobalSpec, ManagedServiceUids, ProxySpec, ProxyValue, ProxyValueFrom};
 pub use infra::*;
 pub use networking::*;
 pub use spec::{RetentionPolicy, RetentionSpec, Size, WeightsAndBiases, WeightsAndBiasesSpec};
 pub use status::*;
 pub use wandb::*;
 
-use kube::CustomResourceExt;
-
 /// Re-exported so callers name one selector type.
 pub use k8s_openapi::api::core::v1::SecretKeySelector;
-
-/// The CRD as YAML, exactly as `wandb-operator crd` prints it and the Helm chart ships it.
-pub fn crd_yaml() -> String {
-    let crd = WeightsAndBiases::crd();
-    serde_saphyr::to_string(&crd).expect("the CRD serializes to YAML")
-}

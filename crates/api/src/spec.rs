@@ -49,7 +49,8 @@ pub struct WeightsAndBiasesSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_policy: Option<RetentionSpec>,
 
-    /// Settings that apply to every workload: registry mirror, pull secrets, CAs, proxy.
+    /// Settings that apply to every workload: registry mirror, pull secrets, CAs, proxy, and
+    /// the uids of managed services.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global: Option<GlobalSpec>,
 

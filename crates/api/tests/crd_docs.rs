@@ -4,20 +4,11 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use kube::CustomResourceExt;
 use serde_json::Value;
 
 /// Kubernetes types documented upstream; listed without their (long) inner fields.
-const OPAQUE: [&str; 5] = [
-    "affinity",
-    "tolerations",
-    "resources",
-    "startupProbe",
-    "livenessProbe",
-];
-
 fn is_opaque(name: &str) -> bool {
-    OPAQUE.contains(&name) || name == "readinessProbe"
+    wandb_api::UPSTREAM_TYPED_FIELDS.contains(&name)
 }
 
 fn is_selector(node: &Value) -> bool {
@@ -116,7 +107,7 @@ fn walk(out: &mut String, path: &str, node: &Value, required: &[String]) {
 }
 
 fn generate() -> String {
-    let crd = serde_json::to_value(wandb_api::WeightsAndBiases::crd()).unwrap();
+    let crd = serde_json::to_value(wandb_api::crd()).unwrap();
     let version = &crd["spec"]["versions"][0];
     let schema = &version["schema"]["openAPIV3Schema"];
     let mut out = String::from(

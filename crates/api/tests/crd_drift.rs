@@ -80,3 +80,18 @@ fn generated_crd_is_one_crd_document() {
         "the CRD file must hold exactly one document"
     );
 }
+
+#[test]
+fn shipped_crd_fits_kubectl_client_side_apply() {
+    // `kubectl apply` (client-side) stores the object as compact JSON in the
+    // kubectl.kubernetes.io/last-applied-configuration annotation; all annotations together must
+    // stay under 256 KiB. Keep a margin for the chart's labels and annotations.
+    const ANNOTATION_LIMIT: usize = 262_144;
+    let json = serde_json::to_vec(&wandb_api::crd()).expect("the CRD serializes");
+    assert!(
+        json.len() < ANNOTATION_LIMIT * 3 / 4,
+        "the shipped CRD is {} bytes as JSON; `kubectl apply` allows {ANNOTATION_LIMIT} bytes of \
+         annotations: trim descriptions (crates/api/src/crd.rs)",
+        json.len()
+    );
+}

@@ -349,3 +349,55 @@ fn without_telemetry_no_service_exposes_metrics() {
             .any(|o| o.name.ends_with("-metrics-config"))
     );
 }
+
+/// The pod securityContext of every managed StatefulSet and setup Job, by object name.
+fn managed_pod_security(built: &Built) -> Vec<(String, Value)> {
+    let managed: Vec<&String> = built
+        .infra
+        .iter()
+        .flat_map(|p| p.statefulset_name.iter().chain(&p.setup_jobs))
+        .collect();
+    let out: Vec<(String, Value)> = built
+        .objects
+        .iter()
+        .filter(|o| (o.kind == "StatefulSet" || o.kind == "Job") && managed.contains(&&o.name))
+        .map(|o| {
+            let ctx = o.object["spec"]["template"]["spec"]["securityContext"].clone();
+            (o.name.clone(), ctx)
+        })
+        .collect();
+    assert_eq!(out.len(), managed.len(), "every managed workload is built");
+    out
+}
+
+const EVERY_SERVICE_MANAGED: &str = "  mysql: {default: {managedMysql: {}}}\n  redis: {default: {managedRedis: {}}}\n  objectStore: {default: {managedObjectStore: {}}}\n  clickhouse: {default: {managedClickhouse: {}}}\n  kafka: {managedKafka: {}}\n";
+
+#[test]
+fn managed_services_run_as_their_images_uids_by_default() {
+    let built = plan(&cr(EVERY_SERVICE_MANAGED)).unwrap();
+    let pods = managed_pod_security(&built);
+    assert!(
+        pods.len() >= 7,
+        "5 StatefulSets and the setup Jobs: {pods:?}"
+    );
+    for (name, ctx) in pods {
+        let uid = ctx["runAsUser"].as_i64();
+        assert!(uid.is_some_and(|u| u > 0), "{name}: {ctx}");
+        assert_eq!(ctx["runAsGroup"].as_i64(), uid, "{name}");
+        assert_eq!(ctx["fsGroup"].as_i64(), uid, "{name}");
+        assert_eq!(ctx["runAsNonRoot"], true, "{name}");
+    }
+}
+
+#[test]
+fn managed_service_uids_platform_leaves_every_uid_to_the_platform() {
+    let services = format!("  global: {{managedServiceUids: platform}}\n{EVERY_SERVICE_MANAGED}");
+    let built = plan(&cr(&services)).unwrap();
+    for (name, ctx) in managed_pod_security(&built) {
+        for field in ["runAsUser", "runAsGroup", "fsGroup", "fsGroupChangePolicy"] {
+            assert!(ctx.get(field).is_none(), "{name} sets {field}: {ctx}");
+        }
+        assert_eq!(ctx["runAsNonRoot"], true, "{name}: {ctx}");
+        assert_eq!(ctx["seccompProfile"]["type"], "RuntimeDefault", "{name}");
+    }
+}

@@ -1,5 +1,6 @@
 //! `wandb-operator`: the controller and its offline tools.
 
+mod check_cmd;
 mod render_cmd;
 mod run_cmd;
 
@@ -20,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check an installation (the chart's `helm test`): the API server serves the CRD and the
+    /// operator's Deployment has an available replica.
+    Check(check_cmd::CheckArgs),
     /// Print the WeightsAndBiases CustomResourceDefinition as YAML.
     Crd,
     /// Print every object the operator would create for a WeightsAndBiases resource (offline).
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
             print!("{}", wandb_api::crd_yaml());
             ExitCode::SUCCESS
         }
+        Command::Check(args) => check_cmd::run(&args),
         Command::Render(args) => render_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
     }

@@ -17,14 +17,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use kube::CustomResourceExt;
 use kube::core::cel::{CompiledSchema, Validator, compile_schema};
 use serde_json::Value;
 use wandb_api::WeightsAndBiases;
 
 /// The CRD's `openAPIV3Schema`, as JSON.
 pub static SCHEMA: LazyLock<Value> = LazyLock::new(|| {
-    let crd = WeightsAndBiases::crd();
+    let crd = wandb_api::crd();
     let schema = crd.spec.versions[0]
         .schema
         .as_ref()

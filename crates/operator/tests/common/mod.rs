@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, CustomResourceExt, ResourceExt};
+use kube::{Api, ResourceExt};
 use tokio::sync::oneshot;
 use wandb_api::WeightsAndBiases;
 use wandb_operator::controller::{self, Context};
@@ -18,10 +18,10 @@ use wandb_testkit::{TestNamespace, condition_status, wait_for};
 
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Applies the CRD (server-side) and waits until it is Established.
+/// Applies the shipped CRD (server-side) and waits until it is Established.
 pub async fn install_crd(client: &kube::Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = WeightsAndBiases::crd();
+    let crd = wandb_api::crd();
     api.patch(
         &crd.name_any(),
         &PatchParams::apply("wandb-operator-tests").force(),

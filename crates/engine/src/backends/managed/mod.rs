@@ -21,7 +21,9 @@
 //! ([`connection_inputs`]). Kafka is plaintext without SASL, reachable only inside the cluster.
 //!
 //! Security: every pod runs as the image's own non-root uid/gid (set explicitly with a matching
-//! `fsGroup` so the volume is writable), drops all capabilities, forbids privilege escalation
+//! `fsGroup` so the volume is writable; the official images' `USER` is root or a name, which
+//! `runAsNonRoot` cannot check without it) or, with `spec.global.managedServiceUids: platform`,
+//! as whatever uid the platform assigns (OpenShift `restricted-v2`), drops all capabilities, forbids privilege escalation
 //! and uses the RuntimeDefault seccomp profile: compatible with the `restricted` Pod Security
 //! Standard. Root filesystems stay writable (the MySQL, ClickHouse and Kafka entrypoints write
 //! configuration under `/etc` or `/opt` at start). Data directories sit one level below the

@@ -3,6 +3,7 @@
 
 use super::telemetry::Metrics;
 use super::*;
+use wandb_api::ManagedServiceUids;
 /// What differs between managed services; [`Workload::objects`] builds the rest.
 pub(super) struct Workload {
     pub(super) kind: ServiceKind,
@@ -154,9 +155,20 @@ pub(super) fn scheduling(
 }
 
 /// Pod spec shared by the StatefulSet and setup Jobs: no API token, pull secrets, the image's
-/// own uid/gid with a matching fsGroup, RuntimeDefault seccomp.
+/// own uid/gid with a matching fsGroup (unless `spec.global.managedServiceUids` leaves them to
+/// the platform), RuntimeDefault seccomp.
 pub(super) fn pod_spec(ctx: &InfraContext, kind: ServiceKind, instance: &str, uid: i64) -> PodSpec {
     let (affinity, tolerations) = scheduling(ctx, kind, instance);
+    let fixed_uid = match ctx
+        .cr
+        .spec
+        .global
+        .as_ref()
+        .and_then(|g| g.managed_service_uids)
+    {
+        None | Some(ManagedServiceUids::Fixed) => Some(uid),
+        Some(ManagedServiceUids::Platform) => None,
+    };
     PodSpec {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
@@ -166,10 +178,10 @@ pub(super) fn pod_spec(ctx: &InfraContext, kind: ServiceKind, instance: &str, ui
         tolerations,
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
-            run_as_user: Some(uid),
-            run_as_group: Some(uid),
-            fs_group: Some(uid),
-            fs_group_change_policy: Some("OnRootMismatch".into()),
+            run_as_user: fixed_uid,
+            run_as_group: fixed_uid,
+            fs_group: fixed_uid,
+            fs_group_change_policy: fixed_uid.map(|_| "OnRootMismatch".into()),
             seccomp_profile: Some(SeccompProfile {
                 type_: "RuntimeDefault".into(),
                 localhost_profile: None,
