@@ -23,6 +23,8 @@ $OP run --namespaces bench --metrics-bind-address 127.0.0.1:$PORT --health-probe
 PID=$!
 sleep 2
 writes() { curl -s 127.0.0.1:$PORT/metrics | awk '/^wandb_operator_api_writes_total/ {print $2}'; }
+# Every request the operator sent (wandb_operator_api_requests_total, all verbs and resources).
+requests() { curl -s 127.0.0.1:$PORT/metrics | awk '/^wandb_operator_api_requests_total/ {s+=$2} END {print s+0}'; }
 rss() { awk '/VmRSS|VmHWM/ {printf "%s %s MiB  ", $1, int($2/1024)}' /proc/$PID/status; }
 echo "idle: $(rss)"
 start=0
@@ -41,6 +43,12 @@ spec: {wandb: {hostname: http://wb$i.local, version: \"0.84.0\"}}"
   sleep 20
   w0=$(writes); sleep 40; w1=$(writes)
   echo "  settled 40 s: API writes $w0 -> $w1 (delta $(echo "$w1 - $w0" | bc)); $(rss)"
+  # One pass of every instance (a new annotation each): requests and writes it costs.
+  r0=$(requests); w0=$(writes)
+  kubectl annotate -n bench wandb --all "bench/pass=$RANDOM" --overwrite >/dev/null
+  sleep 20
+  r1=$(requests); w1=$(writes)
+  echo "  a pass of all $n: $(echo "$r1 - $r0" | bc) requests ($(echo "scale=2; ($r1 - $r0) / $n" | bc) per instance), $(echo "$w1 - $w0" | bc) writes; $(rss)"
   start=$n
 done
 kill $PID; wait $PID

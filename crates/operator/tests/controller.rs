@@ -376,10 +376,23 @@ async fn failed_migration_stops_the_upgrade_and_a_retry_completes_it() {
     assert!(api_image.ends_with(":0.79.0"), "{api_image}");
 
     // A migration Job of 0.84.0 that fails for real: its pod can never be scheduled and the Job
-    // controller fails it at its deadline. The operator observes it (Jobs are never re-applied).
+    // controller fails it at its deadline. It looks like the operator's own Job (labels, owner),
+    // which the operator observes from its watch cache (Jobs are never re-applied); marked
+    // retained so that 0.79.0, which does not render it, does not prune it first.
     let failing = wandb_engine::job_name(name, "gorilla", "0.84.0");
+    let owner = wb
+        .get(name)
+        .await
+        .unwrap()
+        .controller_owner_ref(&())
+        .unwrap();
     let job: Job = serde_json::from_value(json!({
-        "metadata": {"name": failing},
+        "metadata": {
+            "name": failing,
+            "labels": {names::INSTANCE_LABEL: name, names::MANAGED_BY_LABEL: names::MANAGED_BY},
+            "annotations": {names::RETAIN_ANNOTATION: "true"},
+            "ownerReferences": [owner],
+        },
         "spec": {"activeDeadlineSeconds": 1, "backoffLimit": 0, "template": {"spec": {
             "restartPolicy": "Never",
             "nodeSelector": {"wandb-test/no-such-node": "true"},
@@ -429,24 +442,7 @@ async fn failed_migration_stops_the_upgrade_and_a_retry_completes_it() {
         "applications are untouched while a migration failed"
     );
 
-    // Retry: delete the failed Job; the operator creates the real one, which completes. (First
-    // make the stand-in look like the operator's own Job, whose deletion the controller watches.)
-    let owner = wb
-        .get(name)
-        .await
-        .unwrap()
-        .controller_owner_ref(&())
-        .unwrap();
-    jobs.patch(
-        &failing,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {
-            "labels": {names::INSTANCE_LABEL: name, names::MANAGED_BY_LABEL: names::MANAGED_BY},
-            "ownerReferences": [owner],
-        }})),
-    )
-    .await
-    .unwrap();
+    // Retry: delete the failed Job; the operator creates the real one, which completes.
     jobs.delete(&failing, &kube::api::DeleteParams::background())
         .await
         .unwrap();
