@@ -234,6 +234,30 @@ impl Applier {
         Ok(true)
     }
 
+    /// Server-side applies an `Opaque` Secret with `metadata` and the values of `data`, like
+    /// [`Self::apply`] (values are never logged).
+    pub async fn apply_secret(
+        &self,
+        metadata: ObjectMeta,
+        data: std::collections::BTreeMap<String, String>,
+        owner: Option<&OwnerReference>,
+    ) -> Result<bool, kube::Error> {
+        let secret = k8s_openapi::api::core::v1::Secret {
+            metadata,
+            data: Some(
+                data.into_iter()
+                    .map(|(k, v)| (k, k8s_openapi::ByteString(v.into_bytes())))
+                    .collect(),
+            ),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        };
+        let mut value = serde_json::to_value(&secret).expect("Secrets serialize");
+        value["apiVersion"] = "v1".into();
+        value["kind"] = "Secret".into();
+        self.apply(&value, owner).await
+    }
+
     /// Deletes `kind`/`name` (background propagation). Returns whether it existed.
     pub async fn delete(
         &self,

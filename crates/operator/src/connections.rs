@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::ResourceExt;
@@ -149,25 +148,13 @@ async fn write(
         &cr.spec.wandb.version,
     );
     labels.insert("apps.wandb.com/connection".into(), "true".into());
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(plan.connection_secret.clone()),
-            namespace: Some(applier.namespace().to_string()),
-            labels: Some(labels),
-            ..Default::default()
-        },
-        data: Some(
-            data.into_iter()
-                .map(|(k, v)| (k, ByteString(v.into_bytes())))
-                .collect(),
-        ),
-        type_: Some("Opaque".into()),
+    let metadata = ObjectMeta {
+        name: Some(plan.connection_secret.clone()),
+        namespace: Some(applier.namespace().to_string()),
+        labels: Some(labels),
         ..Default::default()
     };
-    let mut value = serde_json::to_value(&secret).expect("serializes");
-    value["apiVersion"] = "v1".into();
-    value["kind"] = "Secret".into();
     // Derived data: regenerated from its inputs at any time, so it follows the instance's life.
-    applier.apply(&value, Some(owner)).await?;
+    applier.apply_secret(metadata, data, Some(owner)).await?;
     Ok(())
 }

@@ -188,21 +188,10 @@ async fn write(
         &spec.name,
         data.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
     );
-    let secret = Secret {
-        metadata: meta(cr, spec, owner),
-        data: Some(
-            data.into_iter()
-                .map(|(k, v)| (k, ByteString(v.into_bytes())))
-                .collect(),
-        ),
-        type_: Some("Opaque".into()),
-        ..Default::default()
-    };
-    let mut value = serde_json::to_value(&secret).expect("serializes");
-    value["apiVersion"] = "v1".into();
-    value["kind"] = "Secret".into();
     // The owner is already in the metadata.
-    applier.apply(&value, None).await?;
+    applier
+        .apply_secret(meta(cr, spec, owner), data, None)
+        .await?;
     Ok(())
 }
 
