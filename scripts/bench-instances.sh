@@ -2,14 +2,19 @@
 # Benchmarks the operator binary against the local control plane (8 fake nodes): time from apply
 # to Ready for 1, 10 and 100 instances (built-in manifest, every backing service managed), API
 # writes while settled (must stay 0), and the operator's memory (VmRSS/VmHWM from /proc).
-# Usage: scripts/bench-instances.sh   (WANDB_BENCH_SIZES="1 10" for fewer)
+# Usage: scripts/bench-instances.sh   (WANDB_BENCH_SIZES="1 10" for fewer; WANDB_BENCH_OPERATOR=BINARY)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export WANDB_CLUSTER_NODES=8
 KC=$(scripts/cluster.sh up --name bench | tail -n1); export KUBECONFIG=$KC
 PATH="$(scripts/build-k8s-bins.sh --print-dir kubectl):$PATH"
-cargo build -q --release -p wandb-operator
-OP="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/wandb-operator"
+# WANDB_BENCH_OPERATOR: an operator binary to measure instead of building this tree's release one.
+if [ -n "${WANDB_BENCH_OPERATOR:-}" ]; then
+  OP="$(realpath "$WANDB_BENCH_OPERATOR")"
+else
+  cargo build -q --release -p wandb-operator
+  OP="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/wandb-operator"
+fi
 $OP crd | kubectl apply --server-side --force-conflicts -f - >/dev/null
 sleep 3
 for i in $(seq 1 340); do echo "---
