@@ -105,14 +105,14 @@ impl Context {
         Client::try_from(config)
     }
 
-    /// The issuer check of `cr`'s internal service auth (cached for `preflight_retry`); `None`
+    /// The issuer check of the instance's internal service auth (cached for `preflight_retry`); `None`
     /// when it is disabled or there is no anonymous client.
     pub async fn issuer_check(
         &self,
-        cr: &wandb_api::WeightsAndBiases,
+        inst: &wandb_engine::Instance,
     ) -> Option<crate::issuer::IssuerCheck> {
         let anonymous = self.anonymous.as_ref()?;
-        let issuer = wandb_engine::Instance::from_cr(cr).ok()?.internal_auth?;
+        let issuer = inst.internal_auth.clone()?;
         if let Some((i, check, at)) = &*self.issuer.lock().expect("not poisoned")
             && *i == issuer
             && at.elapsed() < self.preflight_retry

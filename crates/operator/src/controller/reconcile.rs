@@ -300,7 +300,7 @@ async fn apply_inner(
     }
 
     // 7. Status.
-    facts.internal_auth = ctx.issuer_check(cr).await;
+    facts.internal_auth = ctx.issuer_check(&built.instance).await;
     facts.migration_count = jobs.len();
     facts.migrations = gates.migrations.clone();
     facts.deployments = observe::deployments(applier, &built.objects).await?;
