@@ -118,6 +118,11 @@ the release namespace only.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# FailedCreate events of a StatefulSet or Job that has no pods, read only then: why its pods
+# cannot be created goes into the instance's Ready condition.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list"]
 # Pods: read-only, for status and troubleshooting.
 - apiGroups: [""]
   resources: ["pods"]

@@ -59,6 +59,18 @@ impl Reason {
     /// `networking.mode: gateway` in a cluster without the Gateway API CRDs.
     pub const GATEWAY_API_MISSING: &'static str = "GatewayAPIMissing";
     pub const AS_EXPECTED: &'static str = "AsExpected";
+    /// The API server refused a write and will refuse it again (invalid, too large, immutable).
+    pub const WRITE_REFUSED: &'static str = "WriteRefused";
+    /// The operator's ServiceAccount may not do something it needs (RBAC).
+    pub const FORBIDDEN: &'static str = "Forbidden";
+    /// The API server could not be reached or answered with a transient error; retried.
+    pub const API_UNAVAILABLE: &'static str = "APIUnavailable";
+    /// A bug in the operator (please report it); retried.
+    pub const INTERNAL_ERROR: &'static str = "InternalError";
+    /// A Secret, key, ConfigMap, ServiceAccount or PersistentVolumeClaim a pod reads is missing.
+    pub const POD_INPUT_MISSING: &'static str = "PodInputMissing";
+    /// A workload's controller could not create its pods (`FailedCreate`).
+    pub const POD_CREATION_FAILED: &'static str = "PodCreationFailed";
     /// Clients without credentials may not read the in-cluster issuer's discovery document.
     pub const ISSUER_DISCOVERY_FORBIDDEN: &'static str = "IssuerDiscoveryForbidden";
     /// The cluster's tokens carry another issuer than `internalServiceAuth.oidcIssuer`.

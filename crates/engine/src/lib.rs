@@ -7,6 +7,7 @@ pub mod backends;
 mod build;
 pub mod connection;
 pub mod crview;
+pub mod decide;
 pub mod desired;
 pub mod env;
 mod error;
@@ -14,6 +15,7 @@ pub mod inputs_hash;
 pub mod instance;
 pub mod names;
 pub mod needs;
+mod object_checks;
 pub mod references;
 pub mod render;
 

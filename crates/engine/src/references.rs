@@ -1,7 +1,7 @@
 //! The user's Secrets an instance reads, by name: what the controller watches so that a rotated
 //! password or a moved endpoint is acted on within seconds rather than at the periodic pass.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use wandb_api::{SecretKeySelector, WeightsAndBiases};
 
@@ -13,52 +13,76 @@ use crate::instance::Instance;
 /// Operator-owned Secrets (generated credentials, connection Secrets) are not listed: the
 /// controller watches those as owned objects.
 pub fn user_secrets(cr: &WeightsAndBiases) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut add = |s: Option<&SecretKeySelector>| {
+    user_secret_fields(cr).into_keys().collect()
+}
+
+/// [`user_secrets`] with the first field of the resource that names each, e.g.
+/// `spec.wandb.licenseSecret`: what a status message points the user at.
+pub fn user_secret_fields(cr: &WeightsAndBiases) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut add = |s: Option<&SecretKeySelector>, field: &str| {
         if let Some(s) = s {
-            out.insert(s.name.clone());
+            out.entry(s.name.clone())
+                .or_insert_with(|| field.to_string());
         }
     };
     let wandb = &cr.spec.wandb;
-    add(wandb.license_secret.as_ref());
+    add(wandb.license_secret.as_ref(), "spec.wandb.licenseSecret");
     if let Some(o) = &wandb.oidc {
-        for s in [
-            &o.client_id,
-            &o.client_secret,
-            &o.issuer_url,
-            &o.auth_method,
-        ] {
-            add(s.as_ref());
-        }
+        add(o.client_id.as_ref(), "spec.wandb.oidc.clientId");
+        add(o.client_secret.as_ref(), "spec.wandb.oidc.clientSecret");
+        add(o.issuer_url.as_ref(), "spec.wandb.oidc.issuerUrl");
+        add(o.auth_method.as_ref(), "spec.wandb.oidc.authMethod");
     }
     if let Some(n) = &wandb.notifications {
         if let Some(e) = &n.email {
-            add(e.sink.as_ref());
+            add(e.sink.as_ref(), "spec.wandb.notifications.email.sink");
             if let Some(smtp) = &e.smtp {
-                for s in [&smtp.host, &smtp.port, &smtp.username, &smtp.password] {
-                    add(Some(s));
-                }
+                let f = "spec.wandb.notifications.email.smtp";
+                add(Some(&smtp.host), &format!("{f}.host"));
+                add(Some(&smtp.port), &format!("{f}.port"));
+                add(Some(&smtp.username), &format!("{f}.username"));
+                add(Some(&smtp.password), &format!("{f}.password"));
             }
         }
         if let Some(slack) = &n.slack {
-            add(Some(&slack.client_id));
-            add(Some(&slack.client_secret));
+            add(
+                Some(&slack.client_id),
+                "spec.wandb.notifications.slack.clientId",
+            );
+            add(
+                Some(&slack.client_secret),
+                "spec.wandb.notifications.slack.clientSecret",
+            );
         }
     }
     if let Some(g) = &cr.spec.global {
         if let Some(p) = &g.proxy {
-            for v in [&p.http_proxy, &p.https_proxy].into_iter().flatten() {
-                add(v.value_from.as_ref().map(|f| &f.secret_key_ref));
-            }
+            add(
+                p.http_proxy
+                    .as_ref()
+                    .and_then(|v| v.value_from.as_ref())
+                    .map(|f| &f.secret_key_ref),
+                "spec.global.proxy.httpProxy",
+            );
+            add(
+                p.https_proxy
+                    .as_ref()
+                    .and_then(|v| v.value_from.as_ref())
+                    .map(|f| &f.secret_key_ref),
+                "spec.global.proxy.httpsProxy",
+            );
         }
         for r in g.image_pull_secrets.iter().flatten() {
-            out.insert(r.name.clone());
+            out.entry(r.name.clone())
+                .or_insert_with(|| "spec.global.imagePullSecrets".to_string());
         }
     }
     if let Ok(inst) = Instance::from_cr(cr) {
         for (kind, instance) in inst.services.keys() {
-            for (_, s) in external::selectors(cr, *kind, instance) {
-                out.insert(s.name);
+            for (field, s) in external::selectors(cr, *kind, instance) {
+                out.entry(s.name)
+                    .or_insert_with(|| format!("spec.{}.{instance} ({field})", kind.key()));
             }
         }
     }

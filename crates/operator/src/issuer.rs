@@ -6,17 +6,10 @@
 //! the one the apps trust.
 
 use kube::Client;
+pub use wandb_engine::decide::IssuerCheck;
 
 /// Where an issuer publishes its discovery document (OpenID Connect Discovery 1.0).
 pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
-
-/// What the check found, for the `InternalServiceAuth` condition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IssuerCheck {
-    pub ok: bool,
-    pub reason: &'static str,
-    pub message: String,
-}
 
 /// Why a fetch of the discovery document failed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -67,6 +67,9 @@ pub struct Built {
     pub instance: Instance,
     /// `status.emailSink`: the effective email sink `(Secret, key)`.
     pub email_sink: Option<(String, String)>,
+    /// Secrets a migration Job creates when it runs (its env names them in a literal
+    /// `*_SECRET_NAME`, e.g. the internal signer's key), which pods read afterwards.
+    pub created_by_migrations: std::collections::BTreeSet<String>,
 }
 
 pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
@@ -143,17 +146,33 @@ pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
     });
     objects.extend(infra.objects);
     objects.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let secrets = secret_specs(ctx, infra.secrets);
+    let problems = crate::object_checks::check(ctx.cr, inst, &objects, &secrets);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     Ok(Built {
         objects,
-        secrets: secret_specs(ctx, infra.secrets),
+        secrets,
         warnings: ctx.warnings.borrow().clone(),
         infra: infra.plans,
         instance: inst.clone(),
         email_sink: crview::email_sink(ctx.cr, inst),
+        created_by_migrations: created_by_migrations(ctx.manifest),
     })
 }
 
 /// Secrets whose values the controller creates.
+fn created_by_migrations(manifest: &ServerManifest) -> std::collections::BTreeSet<String> {
+    manifest
+        .migrations
+        .keys()
+        .flat_map(|m| manifest.migration_env(m).unwrap_or_default())
+        .filter(|e| e.name.ends_with("_SECRET_NAME"))
+        .filter_map(|e| e.value)
+        .collect()
+}
+
 fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
     let inst = ctx.inst;
     let mut out = Vec::new();

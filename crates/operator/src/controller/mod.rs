@@ -3,6 +3,7 @@
 
 mod cleanup;
 mod context;
+mod phases;
 mod reconcile;
 mod secret_watch;
 
@@ -63,8 +64,11 @@ pub async fn signal() {
 /// Errors of one reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
+    #[error("{}", wandb_engine::decide::failure::describe(.0))]
     Kube(#[from] kube::Error),
+    /// A pass that stopped, as a value (its conditions are already written).
+    #[error("{}", .0.message)]
+    Failed(wandb_engine::decide::Failure),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("{0}")]
@@ -270,7 +274,8 @@ fn error_policy(cr: Arc<WeightsAndBiases>, err: &Error, ctx: Arc<Context>) -> Ac
         retry_in = ?delay,
         "reconcile error"
     );
-    if !is_conflict(err) {
+    // A failed pass already said why in its conditions (and their events).
+    if !is_conflict(err) && !matches!(err, Error::Failed(_)) {
         // Explain a stuck object in `kubectl describe` (repeats aggregate into one series).
         let recorder = ctx.recorder.clone();
         let reference = cr.object_ref(&());
@@ -302,7 +307,7 @@ fn is_conflict(err: &Error) -> bool {
             | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Some(e),
             _ => None,
         },
-        Error::Internal(_) => None,
+        Error::Internal(_) | Error::Failed(_) => None,
     };
     matches!(kube_err, Some(kube::Error::Api(s)) if s.code == 409)
 }

@@ -13,16 +13,19 @@ use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use wandb_api::{Reason, WeightsAndBiases, WeightsAndBiasesStatus};
-use wandb_engine::{GATEWAY_API_VERSION, Phase};
+use wandb_engine::Phase;
 use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
 
-use super::{Context, Error, cleanup};
-use crate::apply::{Applier, FIELD_MANAGER, is_not_served};
+use wandb_engine::decide::{
+    self, Facts, Failure, FailureKind, Gates, JobState, ManifestProblem, MigrationGate, Transition,
+    migration_gate,
+};
+
+use super::{Context, Error, cleanup, phases};
+use crate::apply::{Applier, FIELD_MANAGER};
 use crate::connections;
-use crate::gates::{Gates, JobState, MigrationGate, migration_gate};
-use crate::status::{self, Facts, ManifestProblem, Transition};
 use crate::user_secrets::SecretReader;
-use crate::{email_sink, manifests, observe, pod_inputs, secrets};
+use crate::{email_sink, manifests, observe, pod_checks, pod_inputs, secrets};
 
 /// The finalizer that runs the retention policy on delete.
 pub const FINALIZER: &str = "apps.wandb.com/cleanup";
@@ -59,13 +62,73 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
     let name = cr.name_any();
     let started = Instant::now();
     let applier = Applier::with_cache(ctx.client.clone(), &ns, ctx.owned_cache().await);
-    let result = apply_inner(&cr, &ctx, &applier).await;
+    let mut facts = Facts {
+        generation: cr.metadata.generation,
+        version: cr.spec.wandb.version.clone(),
+        hostname: cr.spec.wandb.hostname.clone(),
+        manifest: None,
+        invalid_spec: None,
+        missing_secrets: vec![],
+        infra: vec![],
+        migrations: MigrationGate::Pending,
+        migration_count: 0,
+        deployments: vec![],
+        generated_secrets: vec![],
+        gateway_api_missing: false,
+        email_sink: None,
+        internal_auth: None,
+        failure: None,
+        pod_inputs_missing: vec![],
+        creation_failures: vec![],
+    };
+    let result = match pass(&cr, &ctx, &applier, &mut facts).await {
+        Ok(action) => Ok(action),
+        Err(failure) => conclude(&cr, &ctx, &applier, facts, failure).await,
+    };
     let writes = applier.writes();
     ctx.record_writes(&ns, &name, writes);
     ctx.metrics
         .reconciled(result.is_ok(), started.elapsed(), writes);
     tracing::debug!(%ns, %name, writes, elapsed = ?started.elapsed(), ok = result.is_ok(), "reconcile done");
     result
+}
+
+/// The one place a failed pass becomes conditions (and through them events) and a requeue: a
+/// failure only the user can fix stalls the instance and is looked at again later (or when the
+/// resource changes); any other is retried with backoff. A conflict is retried silently.
+async fn conclude(
+    cr: &WeightsAndBiases,
+    ctx: &Context,
+    applier: &Applier,
+    mut facts: Facts,
+    failure: Failure,
+) -> Result<Action, Error> {
+    let silent = failure.reason == decide::failure::CONFLICT;
+    tracing::warn!(name = %cr.name_any(), reason = failure.reason, message = %failure.message, "reconcile failed");
+    let kind = failure.kind;
+    facts.failure = Some(failure.clone());
+    if !silent {
+        let prev = cr.status.clone().unwrap_or_default();
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        if let Err(e) = write_status(cr, ctx, applier, &prev, &facts, &now).await {
+            tracing::warn!(name = %cr.name_any(), error = %decide::failure::describe(&e), "could not write the status");
+        }
+    }
+    match kind {
+        FailureKind::User => Ok(Action::requeue(REQUEUE_STALLED)),
+        FailureKind::Transient | FailureKind::Internal => Err(Error::Failed(failure)),
+    }
+}
+
+/// Maps a request's error to a [`Failure`] saying what the request was for.
+trait Doing<T> {
+    fn doing(self, what: impl FnOnce() -> String) -> Result<T, Failure>;
+}
+
+impl<T> Doing<T> for Result<T, kube::Error> {
+    fn doing(self, what: impl FnOnce() -> String) -> Result<T, Failure> {
+        self.map_err(|e| Failure::from_kube(&what(), &e))
+    }
 }
 
 /// Loads and checks the manifest; a problem is a user-fixable value, not an error.
@@ -121,30 +184,17 @@ async fn load_manifest(
     Ok(manifest)
 }
 
-async fn apply_inner(
+/// One pass: observe, decide (pure, in the engine), apply what the gates allow, write the status.
+async fn pass(
     cr: &WeightsAndBiases,
     ctx: &Context,
     applier: &Applier,
-) -> Result<Action, Error> {
+    facts: &mut Facts,
+) -> Result<Action, Failure> {
     let prev = cr.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let version = cr.spec.wandb.version.clone();
-    let mut facts = Facts {
-        generation: cr.metadata.generation,
-        version: version.clone(),
-        hostname: cr.spec.wandb.hostname.clone(),
-        manifest: None,
-        invalid_spec: None,
-        missing_secrets: vec![],
-        infra: vec![],
-        migrations: MigrationGate::Pending,
-        migration_count: 0,
-        deployments: vec![],
-        generated_secrets: vec![],
-        gateway_api_missing: false,
-        email_sink: None,
-        internal_auth: None,
-    };
+    let status_failed = |e: kube::Error| Failure::from_kube("writing the status", &e);
 
     // The user's Secrets are watched from the start, so that creating a missing one or fixing a
     // key is acted on at once, even while the instance waits for it (or for its manifest).
@@ -163,12 +213,14 @@ async fn apply_inner(
         Err(p) => {
             ctx.metrics.manifest_error(p.reason);
             facts.manifest = Some(p);
-            write_status(cr, ctx, applier, &prev, &facts, &now).await?;
+            write_status(cr, ctx, applier, &prev, facts, &now)
+                .await
+                .map_err(status_failed)?;
             return Ok(Action::requeue(REQUEUE_STALLED));
         }
     };
 
-    // 2. Plan (pure).
+    // 2. Plan (pure), with the API server's static checks of every object.
     let mut built = match wandb_engine::plan(cr, &manifest, None) {
         Ok(b) => b,
         Err(errs) => {
@@ -178,7 +230,9 @@ async fn apply_inner(
                 .collect::<Vec<_>>()
                 .join("; ");
             facts.invalid_spec = Some(msg);
-            write_status(cr, ctx, applier, &prev, &facts, &now).await?;
+            write_status(cr, ctx, applier, &prev, facts, &now)
+                .await
+                .map_err(status_failed)?;
             return Ok(Action::requeue(REQUEUE_STALLED));
         }
     };
@@ -191,9 +245,11 @@ async fn apply_inner(
     // 3. Secrets: generated once, license copied, connection Secrets checked.
     let owner = cr
         .controller_owner_ref(&())
-        .ok_or_else(|| Error::Internal("WeightsAndBiases without a uid".into()))?;
+        .ok_or_else(|| Failure::internal("WeightsAndBiases without a uid"))?;
     let mut reader = SecretReader::new(applier.client(), applier.namespace());
-    let mut sf = secrets::ensure(applier, cr, &built.secrets, &owner, &mut reader).await?;
+    let mut sf = secrets::ensure(applier, cr, &built.secrets, &owner, &mut reader)
+        .await
+        .doing(|| "writing the instance's Secrets".into())?;
     // Connection Secrets are composed from generated credentials or the user's Secrets; a
     // missing input is named and that service's Secret is not written.
     let mut published = connections::publish(
@@ -205,7 +261,8 @@ async fn apply_inner(
         ctx,
         &mut reader,
     )
-    .await?;
+    .await
+    .doing(|| "publishing connection Secrets".into())?;
     facts.email_sink = email_sink::effective(&built, sf.problems.is_empty());
     // The email sink's inputs are reported like a connection's.
     published.problems.append(&mut sf.problems);
@@ -221,7 +278,9 @@ async fn apply_inner(
     // Each pod template carries the hash of the Secret data it reads: a rotation rolls it.
     let mut written = std::mem::take(&mut sf.digests);
     written.extend(std::mem::take(&mut published.digests));
-    pod_inputs::stamp(&mut reader, &mut built, written).await?;
+    pod_inputs::stamp(&mut reader, &mut built, written)
+        .await
+        .doing(|| "reading the Secrets the pods read".into())?;
     let unreachable = published.unreachable.clone();
     if published.freshly_failed {
         let note: Vec<String> = unreachable
@@ -243,13 +302,17 @@ async fn apply_inner(
     facts.generated_secrets = sf.generated;
 
     // 4. Gates from observed facts.
-    let jobs = observe::migrations(applier, &built.objects).await?;
+    let jobs = observe::migrations(applier, &built.objects)
+        .await
+        .doing(|| "reading the migration Jobs".into())?;
     let last_success = prev
         .wandb
         .as_ref()
         .and_then(|w| w.migration.as_ref())
         .and_then(|m| m.last_success_version.as_deref());
-    facts.infra = observe::infra(applier, &built.infra).await?;
+    facts.infra = observe::infra(applier, &built.infra)
+        .await
+        .doing(|| "reading the backing services".into())?;
     for f in &mut facts.infra {
         f.preflight = unreachable
             .iter()
@@ -262,25 +325,9 @@ async fn apply_inner(
         migrations: migration_gate(&version, last_success, &jobs, infra_ready),
     };
 
-    // 5. Apply, phase by phase (objects come sorted by phase).
-    for o in &built.objects {
-        if !gates.open(o.phase) {
-            continue;
-        }
-        if o.kind == "Job" && job_exists(applier, o, &jobs).await? {
-            continue; // Jobs are immutable; an existing one is observed, never re-applied
-        }
-        let owner_for = super::owner_for(cr, &o.kind, &o.name, o.retain, &owner);
-        match applier.apply(&o.object, owner_for).await {
-            Ok(_) => {}
-            // Gateway mode in a cluster without the Gateway API: reported in the status (and
-            // by its event) instead of failing the reconcile, so the rest still rolls out.
-            Err(e) if o.api_version == GATEWAY_API_VERSION && is_not_served(&e) => {
-                facts.gateway_api_missing = true;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    // 5. Apply, phase by phase; the objects of one phase concurrently.
+    let applied = phases::apply(cr, applier, &built.objects, &gates, &jobs, &owner).await?;
+    facts.gateway_api_missing = applied.gateway_api_missing;
 
     // 6. Prune what this instance owns but no longer renders.
     let mut keep: BTreeSet<(String, String)> = built
@@ -294,22 +341,38 @@ async fn apply_inner(
             .iter()
             .map(|s| ("Secret".to_string(), s.name.clone())),
     );
-    let pruned = applier.prune(&cr.name_any(), &keep).await?;
+    let pruned = applier
+        .prune(&cr.name_any(), &keep)
+        .await
+        .doing(|| "pruning objects no longer rendered".into())?;
     if !pruned.is_empty() {
         tracing::info!(name = %cr.name_any(), ?pruned, "pruned");
     }
 
-    // 7. Status.
+    // 7. Status: can every pod start, and how far did the rollout get?
+    facts.pod_inputs_missing = pod_checks::missing_inputs(applier, &mut reader, cr, &built)
+        .await
+        .doing(|| "checking what the pods read".into())?;
+    facts.creation_failures = pod_checks::creation_failures(applier, &built)
+        .await
+        .doing(|| "checking the workloads' pod creation".into())?;
     facts.internal_auth = ctx.issuer_check(&built.instance).await;
     facts.migration_count = jobs.len();
     facts.migrations = gates.migrations.clone();
-    facts.deployments = observe::deployments(applier, &built.objects).await?;
-    let next = write_status(cr, ctx, applier, &prev, &facts, &now).await?;
+    facts.deployments = observe::deployments(applier, &built.objects)
+        .await
+        .doing(|| "reading the Deployments".into())?;
+    let next = write_status(cr, ctx, applier, &prev, facts, &now)
+        .await
+        .map_err(status_failed)?;
 
     // 8. Migrations recorded as succeeded: their finished Jobs can go.
     if gates.migrations == MigrationGate::AllComplete {
         for j in jobs.iter().filter(|j| j.state == JobState::Complete) {
-            applier.delete("batch/v1", "Job", &j.job).await?;
+            applier
+                .delete("batch/v1", "Job", &j.job)
+                .await
+                .doing(|| format!("deleting the finished migration Job {}", j.job))?;
         }
     }
 
@@ -338,21 +401,6 @@ async fn apply_inner(
     Ok(Action::requeue(next_pass))
 }
 
-/// Whether the Job `o` exists (migration Jobs were observed already; others are looked up).
-async fn job_exists(
-    applier: &Applier,
-    o: &wandb_engine::DesiredObject,
-    migrations: &[crate::gates::MigrationFact],
-) -> Result<bool, Error> {
-    if let Some(m) = migrations.iter().find(|m| m.job == o.name) {
-        return Ok(m.state != JobState::Missing);
-    }
-    Ok(applier
-        .live(&o.api_version, &o.kind, &o.name)
-        .await?
-        .is_some())
-}
-
 /// Computes the status, patches it only when it changed, and publishes transition events.
 async fn write_status(
     cr: &WeightsAndBiases,
@@ -361,8 +409,8 @@ async fn write_status(
     prev: &WeightsAndBiasesStatus,
     facts: &Facts,
     now: &Time,
-) -> Result<WeightsAndBiasesStatus, Error> {
-    let next = status::compute(prev, facts, now);
+) -> Result<WeightsAndBiasesStatus, kube::Error> {
+    let next = decide::compute(prev, facts, now);
     ctx.metrics
         .set_ready(applier.namespace(), &cr.name_any(), next.ready);
     if cr.status.as_ref() == Some(&next) {
@@ -381,7 +429,7 @@ async fn write_status(
     )
     .await?;
     applier.count_write();
-    for t in status::transitions(prev, &next) {
+    for t in decide::transitions(prev, &next) {
         publish(ctx, cr, &t).await;
     }
     Ok(next)

@@ -38,6 +38,9 @@ fn facts() -> Facts {
         deployments: vec![deployment("api", true), deployment("frontend", true)],
         generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
         gateway_api_missing: false,
+        failure: None,
+        pod_inputs_missing: vec![],
+        creation_failures: vec![],
         internal_auth: None,
     }
 }
@@ -305,11 +308,11 @@ fn the_email_sink_is_reported_and_cleared_when_gone() {
 #[test]
 fn the_issuer_check_is_reported_without_gating_ready() {
     let mut f = facts();
-    f.internal_auth = Some(crate::issuer::judge(
-        "https://kubernetes.default.svc.cluster.local",
-        "https://kubernetes.default.svc.cluster.local",
-        Some(403),
-    ));
+    f.internal_auth = Some(super::super::IssuerCheck {
+        ok: false,
+        reason: Reason::ISSUER_DISCOVERY_FORBIDDEN,
+        message: "clients without credentials may not read the discovery document".into(),
+    });
     let s = compute(&Default::default(), &f, &now(10));
     assert!(s.ready, "reported, not gating");
     let c = cond(&s, ConditionType::InternalServiceAuth);
@@ -323,5 +326,95 @@ fn the_issuer_check_is_reported_without_gating_ready() {
         !s.conditions
             .iter()
             .any(|c| c.type_ == ConditionType::InternalServiceAuth.as_str())
+    );
+}
+
+#[test]
+fn a_refused_write_stalls_with_the_api_servers_words_and_one_event() {
+    let ready = compute(&Default::default(), &facts(), &now(1));
+    assert!(ready.ready);
+    let f = Facts {
+        failure: Some(Failure {
+            kind: FailureKind::User,
+            reason: Reason::WRITE_REFUSED,
+            message: "writing Ingress w: the API server answered 422 (Invalid): path must be \
+                      absolute"
+                .into(),
+        }),
+        ..facts()
+    };
+    let s = compute(&ready, &f, &now(2));
+    assert!(!s.ready);
+    for t in [ConditionType::Stalled, ConditionType::Ready] {
+        let c = cond(&s, t);
+        assert_eq!(c.reason, Reason::WRITE_REFUSED);
+        assert!(c.message.contains("Ingress w") && c.message.contains("absolute"));
+    }
+    assert_eq!(cond(&s, ConditionType::Stalled).status, "True");
+    let events = transitions(&ready, &s);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.warning && e.reason == Reason::WRITE_REFUSED)
+    );
+    // Unchanged failure: the same status, no new event.
+    let again = compute(&s, &f, &now(3));
+    assert_eq!(again, s);
+    assert!(transitions(&s, &again).is_empty());
+}
+
+#[test]
+fn a_transient_failure_is_not_ready_but_not_stalled() {
+    let f = Facts {
+        failure: Some(Failure {
+            kind: FailureKind::Transient,
+            reason: Reason::API_UNAVAILABLE,
+            message: "reading the Deployments: the API server could not be reached".into(),
+        }),
+        ..facts()
+    };
+    let s = compute(&Default::default(), &f, &now(1));
+    assert!(!s.ready);
+    assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+    assert_eq!(
+        cond(&s, ConditionType::Ready).reason,
+        Reason::API_UNAVAILABLE
+    );
+}
+
+#[test]
+fn pods_that_cannot_start_keep_ready_false_and_say_why() {
+    let f = Facts {
+        pod_inputs_missing: vec![
+            "Secret license does not exist (set by spec.wandb.licenseSecret); read by \
+             Deployment w-api container api env LICENSE"
+                .into(),
+        ],
+        ..facts()
+    };
+    let s = compute(&Default::default(), &f, &now(1));
+    assert!(!s.ready);
+    let c = cond(&s, ConditionType::Ready);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", Reason::POD_INPUT_MISSING)
+    );
+    assert!(c.message.contains("spec.wandb.licenseSecret"));
+    assert!(
+        transitions(&Default::default(), &s)
+            .iter()
+            .any(|t| t.warning && t.reason == Reason::POD_INPUT_MISSING)
+    );
+    let f = Facts {
+        creation_failures: vec![
+            "Job w-migrate cannot create pods: serviceaccount \"missing\" not found".into(),
+        ],
+        ..facts()
+    };
+    let s = compute(&Default::default(), &f, &now(1));
+    assert!(!s.ready);
+    assert_eq!(
+        cond(&s, ConditionType::Ready).reason,
+        Reason::POD_CREATION_FAILED
     );
 }

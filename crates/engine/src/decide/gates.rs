@@ -7,7 +7,7 @@
 //!   finished Jobs are deleted after that is recorded, and are not re-created).
 //! - A failed migration Job stops the rollout: the previous version's Deployments stay untouched.
 
-use wandb_engine::Phase;
+use crate::Phase;
 
 /// What a migration Job looks like in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 
+use crate::Readiness;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use wandb_api::{
     ComponentStatus, ConditionType, InfraMode, InfraState, InfraStatus, MigrationPhase,
     MigrationStatus, Reason, SecretKeySelector, WandbStatus, WeightsAndBiasesStatus, set_condition,
 };
-use wandb_engine::Readiness;
 
-use crate::gates::MigrationGate;
+use super::gates::MigrationGate;
 
 /// The Stalled message of an instance in gateway mode in a cluster without the Gateway API.
 pub const GATEWAY_API_MISSING: &str = "networking.mode gateway needs the Gateway API CRDs \
@@ -25,6 +25,28 @@ pub const GATEWAY_API_MISSING: &str = "networking.mode gateway needs the Gateway
 pub struct ManifestProblem {
     /// One of `Reason::MANIFEST_*`.
     pub reason: &'static str,
+    pub message: String,
+}
+
+/// Who can make a failed pass succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Only a change by the user (the resource, the manifest, RBAC): `Stalled=True`.
+    User,
+    /// Retrying may succeed (the API server was unavailable, a conflict): `Ready=False`.
+    Transient,
+    /// A bug in the operator: `Ready=False`, retried, reported.
+    Internal,
+}
+
+/// Why a pass stopped before it finished, as a value: mapped to conditions here, to events by
+/// [`transitions`], and to a requeue by the controller, each in one place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// One of `Reason::*`.
+    pub reason: &'static str,
+    /// Plain words: the object, what the API server said, the field to fix. Never a value.
     pub message: String,
 }
 
@@ -90,7 +112,14 @@ pub struct Facts {
     /// The email sink the apps read (`status.emailSink`), when there is one.
     pub email_sink: Option<SecretKeySelector>,
     /// The issuer check of internal service auth; `None` when it is disabled.
-    pub internal_auth: Option<crate::issuer::IssuerCheck>,
+    pub internal_auth: Option<super::IssuerCheck>,
+    /// Set when the pass stopped early; the other conditions keep their last computed values.
+    pub failure: Option<Failure>,
+    /// What a pod of the instance reads but does not exist (a Secret, a key, a ConfigMap, a
+    /// ServiceAccount, a PVC), each naming the object, the reader and the field that set it.
+    pub pod_inputs_missing: Vec<String>,
+    /// Workloads whose controller reports it cannot create pods, with its message.
+    pub creation_failures: Vec<String>,
 }
 
 impl Facts {
@@ -180,6 +209,16 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
     );
     if let Some(msg) = &f.invalid_spec {
         stalled(c, Reason::INVALID_SPEC, msg, g, now);
+        s.ready = false;
+        return s;
+    }
+    if let Some(failure) = &f.failure {
+        match failure.kind {
+            FailureKind::User => stalled(c, failure.reason, &failure.message, g, now),
+            FailureKind::Transient | FailureKind::Internal => {
+                not_ready(c, failure.reason, &failure.message, g, now)
+            }
+        }
         s.ready = false;
         return s;
     }
@@ -367,6 +406,17 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
         stalled(c, mig_reason, &mig_msg, g, now);
     } else if f.gateway_api_missing {
         stalled(c, Reason::GATEWAY_API_MISSING, GATEWAY_API_MISSING, g, now);
+    } else if !f.creation_failures.is_empty() || !f.pod_inputs_missing.is_empty() {
+        // Pods that cannot start make nothing Ready, whatever else is true; said first, as the
+        // cause of every wait downstream (e.g. migrations that never run).
+        let (reason, msg) = if f.creation_failures.is_empty() {
+            (Reason::POD_INPUT_MISSING, f.pod_inputs_missing.join("; "))
+        } else {
+            let mut all = f.creation_failures.clone();
+            all.extend(f.pod_inputs_missing.iter().cloned());
+            (Reason::POD_CREATION_FAILED, all.join("; "))
+        };
+        not_ready(c, reason, &msg, g, now);
     } else {
         set_condition(
             c,
@@ -417,7 +467,10 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             );
         }
     }
-    s.ready = apps_ready && !is_stalled;
+    s.ready = apps_ready
+        && !is_stalled
+        && f.creation_failures.is_empty()
+        && f.pod_inputs_missing.is_empty();
     s
 }
 
@@ -454,6 +507,21 @@ fn infra_map(f: &Facts) -> BTreeMap<String, BTreeMap<String, InfraStatus>> {
         );
     }
     out
+}
+
+/// Not ready, but retrying (or the user adding what is missing) can help.
+fn not_ready(c: &mut Vec<Condition>, reason: &str, msg: &str, g: Option<i64>, now: &Time) {
+    set_condition(
+        c,
+        ConditionType::Stalled,
+        false,
+        Reason::AS_EXPECTED,
+        "",
+        g,
+        now,
+    );
+    set_condition(c, ConditionType::Ready, false, reason, msg, g, now);
+    set_condition(c, ConditionType::Reconciling, true, reason, msg, g, now);
 }
 
 fn stalled(c: &mut Vec<Condition>, reason: &str, msg: &str, g: Option<i64>, now: &Time) {
@@ -511,6 +579,23 @@ pub fn transitions(
         out.push(Transition {
             warning: false,
             reason: "MigrationsSucceeded".into(),
+            note,
+        });
+    }
+    // Ready=False for a cause the user should see (not mere progress), once per cause.
+    if let Some((status, reason, note)) = changed(ConditionType::Ready)
+        && status == "False"
+        && [
+            Reason::API_UNAVAILABLE,
+            Reason::INTERNAL_ERROR,
+            Reason::POD_INPUT_MISSING,
+            Reason::POD_CREATION_FAILED,
+        ]
+        .contains(&reason.as_str())
+    {
+        out.push(Transition {
+            warning: true,
+            reason,
             note,
         });
     }

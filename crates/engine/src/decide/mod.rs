@@ -1,0 +1,25 @@
+//! Decide, purely: from the plan, the observed world and the previous status, which phases may
+//! be applied (gates), which finished Jobs go, and what the status says. The controller observes
+//! (from its watch caches), calls these, applies what they allow, and writes the status they
+//! compute; nothing downstream re-derives a decision.
+
+pub mod failure;
+pub mod gates;
+pub mod observed;
+pub mod pod_needs;
+pub mod status;
+
+pub use gates::{Gates, JobState, MigrationFact, MigrationGate, migration_gate};
+pub use status::{
+    DeploymentFact, Facts, Failure, FailureKind, InfraFact, ManifestProblem, Transition, compute,
+    transitions,
+};
+
+/// What the check of internal service auth's token issuer found, for the `InternalServiceAuth`
+/// condition (reported, never gating Ready).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuerCheck {
+    pub ok: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
