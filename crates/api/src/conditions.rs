@@ -23,6 +23,8 @@ pub enum ConditionType {
     /// document is readable as the apps read it (reported, not gating Ready; absent when
     /// `spec.wandb.internalServiceAuth.enabled` is false).
     InternalServiceAuth,
+    /// The annotation `apps.wandb.com/paused: "true"` stops every write for the instance.
+    Paused,
 }
 
 impl ConditionType {
@@ -36,6 +38,7 @@ impl ConditionType {
             ConditionType::MigrationsComplete => "MigrationsComplete",
             ConditionType::ApplicationsReady => "ApplicationsReady",
             ConditionType::InternalServiceAuth => "InternalServiceAuth",
+            ConditionType::Paused => "Paused",
         }
     }
 }
@@ -61,12 +64,16 @@ impl Reason {
     pub const AS_EXPECTED: &'static str = "AsExpected";
     /// The API server refused a write and will refuse it again (invalid, too large, immutable).
     pub const WRITE_REFUSED: &'static str = "WriteRefused";
-    /// The operator's ServiceAccount may not do something it needs (RBAC).
+    /// The API server forbade a request (the operator's RBAC, or a ResourceQuota); retried.
     pub const FORBIDDEN: &'static str = "Forbidden";
     /// The API server could not be reached or answered with a transient error; retried.
     pub const API_UNAVAILABLE: &'static str = "APIUnavailable";
     /// A bug in the operator (please report it); retried.
     pub const INTERNAL_ERROR: &'static str = "InternalError";
+    /// `spec.wandb.version` is older than a version whose migrations already ran.
+    pub const DOWNGRADE_REFUSED: &'static str = "DowngradeRefused";
+    /// Paused by the `apps.wandb.com/paused` annotation.
+    pub const PAUSED: &'static str = "Paused";
     /// A Secret, key, ConfigMap, ServiceAccount or PersistentVolumeClaim a pod reads is missing.
     pub const POD_INPUT_MISSING: &'static str = "PodInputMissing";
     /// A workload's controller could not create its pods (`FailedCreate`).

@@ -21,6 +21,11 @@ pub const SHARED_ANNOTATION: &str = "apps.wandb.com/shared";
 /// still matching, an equal hash proves the last apply already removed every field no longer
 /// desired, so the write can be skipped.
 pub const APPLIED_HASH_ANNOTATION: &str = "apps.wandb.com/applied-hash";
+/// On a `WeightsAndBiases`: `"true"` stops every write for the instance (maintenance, restores).
+pub const PAUSED_ANNOTATION: &str = "apps.wandb.com/paused";
+/// On a `WeightsAndBiases`: the version a restore went back to; allows `spec.wandb.version` to
+/// be that version although newer migrations already ran.
+pub const RESTORED_VERSION_ANNOTATION: &str = "apps.wandb.com/restored-version";
 
 /// Kubernetes names are at most 63 characters for anything that ends up in a label.
 const MAX_NAME: usize = 63;

@@ -30,23 +30,37 @@ pub struct RequestLabels {
 pub struct ApiRequests {
     counts: Mutex<BTreeMap<(&'static str, String), u64>>,
     pub(crate) family: Family<RequestLabels, Counter>,
+    /// The writes among them (create, update, patch, delete): every write the process makes,
+    /// including events, finalizer and status patches, purge deletes and lease renewals, so the
+    /// count equals what the API server's audit log shows.
+    pub(crate) writes: Family<RequestLabels, Counter>,
 }
 
 impl ApiRequests {
     fn record(&self, method: &Method, uri: &Uri) {
         let (verb, resource) = classify(method, uri);
-        self.family
-            .get_or_create(&RequestLabels {
-                verb,
-                resource: resource.clone(),
-            })
-            .inc();
+        let labels = RequestLabels {
+            verb,
+            resource: resource.clone(),
+        };
+        self.family.get_or_create(&labels).inc();
+        if matches!(
+            verb,
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        ) {
+            self.writes.get_or_create(&labels).inc();
+        }
         *self
             .counts
             .lock()
             .expect("not poisoned")
             .entry((verb, resource))
             .or_default() += 1;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn record_for_test(&self, method: &Method, uri: &Uri) {
+        self.record(method, uri);
     }
 
     /// A copy of the counts so far.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 use wandb_engine::names;
@@ -256,6 +256,38 @@ impl Applier {
         value["apiVersion"] = "v1".into();
         value["kind"] = "Secret".into();
         self.apply(&value, owner).await
+    }
+
+    /// The create-only mode, for data the operator generates (credentials): creates `object`
+    /// unless the operator's object of its kind and name exists, and never overwrites it.
+    /// Returns whether it created. Created concurrently by someone else: theirs is kept.
+    pub async fn create_once(&self, object: &Value) -> Result<bool, kube::Error> {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        if self.live(api_version, kind, name).await?.is_some() {
+            return Ok(false);
+        }
+        let dynamic: DynamicObject =
+            serde_json::from_value(object.clone()).expect("a desired object is a DynamicObject");
+        match self
+            .api(api_version, kind)
+            .create(&PostParams::default(), &dynamic)
+            .await
+        {
+            Ok(created) => {
+                self.count_write();
+                self.record(
+                    kind,
+                    name,
+                    Some(serde_json::to_value(&created).expect("objects serialize")),
+                );
+                tracing::debug!(%kind, %name, "created once");
+                Ok(true)
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes `kind`/`name` (background propagation). Returns whether it existed.

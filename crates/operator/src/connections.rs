@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::ResourceExt;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::backends::{InfraPlan, external, managed, url};
+use wandb_engine::decide::MissingSecret;
 use wandb_engine::inputs_hash::SecretDigests;
 use wandb_engine::{Instance, Mode, names};
 
@@ -22,8 +23,8 @@ use crate::user_secrets::SecretReader;
 pub struct Published {
     /// Connection Secrets written or already current.
     pub ready: Vec<String>,
-    /// `<connection secret> (<why>)` for each service whose inputs are incomplete.
-    pub problems: Vec<String>,
+    /// Each service whose inputs are incomplete: its connection Secret, and why.
+    pub problems: Vec<MissingSecret>,
     /// External services whose endpoint failed the preflight: (kind key, instance, problem).
     pub unreachable: Vec<(String, String, String)>,
     /// Whether any of `unreachable` was checked in this pass (not read from the cache): only
@@ -57,10 +58,10 @@ pub async fn publish(
                     {
                         Some(creds) => creds,
                         None => {
-                            out.problems.push(format!(
-                                "{} (credentials Secret {name} not created yet)",
-                                plan.connection_secret
-                            ));
+                            out.problems.push(MissingSecret {
+                                name: plan.connection_secret.clone(),
+                                why: Some(format!("credentials Secret {name} not created yet")),
+                            });
                             continue;
                         }
                     },
@@ -79,11 +80,10 @@ pub async fn publish(
                     })
                     .await?;
                 if !missing.is_empty() {
-                    out.problems.push(format!(
-                        "{} ({})",
-                        plan.connection_secret,
-                        missing.join("; ")
-                    ));
+                    out.problems.push(MissingSecret {
+                        name: plan.connection_secret.clone(),
+                        why: Some(missing.join("; ")),
+                    });
                     continue;
                 }
                 if let Some(target) = crate::preflight::target(plan.kind, &inputs) {
@@ -119,8 +119,10 @@ pub async fn publish(
         let data = match url::connection_secret_data(plan.kind, &inputs) {
             Ok(d) => d,
             Err(e) => {
-                out.problems
-                    .push(format!("{} ({e})", plan.connection_secret));
+                out.problems.push(MissingSecret {
+                    name: plan.connection_secret.clone(),
+                    why: Some(e.to_string()),
+                });
                 continue;
             }
         };

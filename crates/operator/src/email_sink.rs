@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use wandb_api::{SecretKeySelector, SmtpSpec, WeightsAndBiases};
 use wandb_engine::backends::url::{ConnInputs, smtp_url};
+use wandb_engine::decide::MissingSecret;
 use wandb_engine::{Built, SecretSource};
 
 use crate::user_secrets::SecretReader;
@@ -30,7 +31,7 @@ pub async fn compose(
     smtp: &SmtpSpec,
     secret: &str,
     key: &str,
-) -> Result<Result<BTreeMap<String, String>, String>, kube::Error> {
+) -> Result<Result<BTreeMap<String, String>, MissingSecret>, kube::Error> {
     let selectors = [
         ("host", smtp.host.clone()),
         ("port", smtp.port.clone()),
@@ -44,11 +45,17 @@ pub async fn compose(
         })
         .await?;
     if !missing.is_empty() {
-        return Ok(Err(format!("{secret} ({})", missing.join("; "))));
+        return Ok(Err(MissingSecret {
+            name: secret.to_string(),
+            why: Some(missing.join("; ")),
+        }));
     }
     Ok(match smtp_url(&inputs) {
         Ok(url) => Ok(BTreeMap::from([(key.to_string(), url)])),
-        Err(e) => Err(format!("{secret} ({SMTP_PATH} {e})")),
+        Err(e) => Err(MissingSecret {
+            name: secret.to_string(),
+            why: Some(format!("{SMTP_PATH} {e}")),
+        }),
     })
 }
 

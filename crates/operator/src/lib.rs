@@ -16,6 +16,7 @@ pub mod owned_cache;
 pub mod pod_checks;
 pub mod pod_inputs;
 pub mod preflight;
+pub mod secret_versions;
 pub mod secrets;
 pub mod telemetry;
 pub mod user_secrets;

@@ -32,7 +32,6 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<OutcomeLabels, Counter>,
     durations: Family<OutcomeLabels, Histogram>,
-    api_writes: Counter,
     ready: Family<InstanceLabels, Gauge>,
     manifest_errors: Family<ReasonLabels, Counter>,
     leader: Gauge,
@@ -47,7 +46,6 @@ impl Default for Metrics {
         let durations = Family::<OutcomeLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.005, 2.0, 14))
         });
-        let api_writes = Counter::default();
         let ready = Family::<InstanceLabels, Gauge>::default();
         let manifest_errors = Family::<ReasonLabels, Counter>::default();
         let leader = Gauge::default();
@@ -69,8 +67,8 @@ impl Default for Metrics {
         );
         registry.register(
             "api_writes",
-            "Kubernetes API writes made by reconciles",
-            api_writes.clone(),
+            "Writes to the Kubernetes API server (create, update, patch, delete), by verb and resource",
+            requests.writes.clone(),
         );
         registry.register(
             "instance_ready",
@@ -91,7 +89,6 @@ impl Default for Metrics {
             registry,
             reconciles,
             durations,
-            api_writes,
             ready,
             manifest_errors,
             leader,
@@ -101,7 +98,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn reconciled(&self, ok: bool, elapsed: Duration, writes: usize) {
+    pub fn reconciled(&self, ok: bool, elapsed: Duration) {
         let labels = OutcomeLabels {
             outcome: if ok { "success" } else { "error" },
         };
@@ -109,7 +106,6 @@ impl Metrics {
         self.durations
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
-        self.api_writes.inc_by(writes as u64);
     }
 
     pub fn set_ready(&self, namespace: &str, name: &str, ready: bool) {
@@ -156,8 +152,13 @@ mod tests {
     #[test]
     fn exposes_reconciles_readiness_and_writes() {
         let m = Metrics::default();
-        m.reconciled(true, Duration::from_millis(20), 3);
-        m.reconciled(false, Duration::from_millis(5), 0);
+        m.reconciled(true, Duration::from_millis(20));
+        m.reconciled(false, Duration::from_millis(5));
+        let uri: http::Uri = "/apis/apps/v1/namespaces/ns/deployments/w-api?fieldManager=x"
+            .parse()
+            .unwrap();
+        m.requests.record_for_test(&http::Method::PATCH, &uri);
+        m.requests.record_for_test(&http::Method::GET, &uri);
         m.set_ready("ns", "wandb", true);
         m.manifest_error("ManifestUnavailable");
         let text = m.encode();
@@ -166,7 +167,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("wandb_operator_reconciles_total{outcome=\"error\"} 1"));
-        assert!(text.contains("wandb_operator_api_writes_total 3"));
+        assert!(
+            text.contains(
+                "wandb_operator_api_writes_total{verb=\"patch\",resource=\"deployments\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("wandb_operator_api_writes_total{verb=\"get\""));
         assert!(text.contains("wandb_operator_instance_ready{namespace=\"ns\",name=\"wandb\"} 1"));
         assert!(
             text.contains("wandb_operator_manifest_errors_total{reason=\"ManifestUnavailable\"} 1")

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, PostParams};
 use rand::Rng as _;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::crview::EMAIL_SINK_KEY;
@@ -29,8 +28,8 @@ pub struct SecretFacts {
     pub generated: Vec<(String, String, String)>,
     /// Secrets created from scratch in this pass (names only).
     pub created: Vec<String>,
-    /// `<Secret> (<why>)` for each composed Secret whose inputs are incomplete (the email sink).
-    pub problems: Vec<String>,
+    /// Each composed Secret whose inputs are incomplete (the email sink), and why.
+    pub problems: Vec<wandb_engine::decide::MissingSecret>,
     /// Digests of the data of the Secrets written from the spec (license copy, email sink).
     pub digests: SecretDigests,
 }
@@ -91,7 +90,6 @@ pub async fn ensure(
     owner: &OwnerReference,
     reader: &mut SecretReader,
 ) -> Result<SecretFacts, kube::Error> {
-    let api: Api<Secret> = Api::namespaced(applier.client().clone(), applier.namespace());
     let mut facts = SecretFacts::default();
     for spec in specs {
         // A Secret every instance of the namespace uses is owned by none of them.
@@ -108,7 +106,7 @@ pub async fn ensure(
                     .generated
                     .push((manifest_name.clone(), spec.name.clone(), key));
                 if applier.live("v1", "Secret", &spec.name).await?.is_some() {
-                    continue; // never overwritten
+                    continue; // never overwritten (and no value generated for nothing)
                 }
                 let secret = Secret {
                     metadata: meta(cr, spec, owner_for),
@@ -121,20 +119,12 @@ pub async fn ensure(
                     type_: Some("Opaque".into()),
                     ..Default::default()
                 };
-                match api.create(&PostParams::default(), &secret).await {
-                    Ok(created) => {
-                        applier.count_write();
-                        applier.record(
-                            "Secret",
-                            &spec.name,
-                            Some(serde_json::to_value(&created).expect("serializes")),
-                        );
-                        facts.created.push(spec.name.clone());
-                        tracing::info!(secret = %spec.name, "generated secret created");
-                    }
-                    // Created concurrently by someone else: keep theirs.
-                    Err(kube::Error::Api(s)) if s.code == 409 => {}
-                    Err(e) => return Err(e),
+                let mut object = serde_json::to_value(&secret).expect("Secrets serialize");
+                object["apiVersion"] = "v1".into();
+                object["kind"] = "Secret".into();
+                if applier.create_once(&object).await? {
+                    facts.created.push(spec.name.clone());
+                    tracing::info!(secret = %spec.name, "generated secret created");
                 }
             }
             SecretSource::FromSpec { field } if field == "spec.wandb.license" => {

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
+use crate::secret_versions::{SecretVersions, Seen};
+
 /// The values of a Secret by key (`data` decoded as UTF-8, lossily, and `stringData`).
 pub type SecretValues = BTreeMap<String, String>;
 
@@ -22,16 +24,26 @@ pub fn values(s: Secret) -> SecretValues {
     m
 }
 
-/// A per-reconcile cache of Secret reads in one namespace.
+/// A per-reconcile cache of Secret reads in one namespace, in front of the controller's
+/// [`SecretVersions`] (what the watch says exists, and the values last read by version).
 pub struct SecretReader {
     api: Api<Secret>,
+    namespace: String,
+    versions: SecretVersions,
     cache: BTreeMap<String, Option<SecretValues>>,
 }
 
 impl SecretReader {
+    /// A reader that always asks the API server (outside the controller).
     pub fn new(client: &kube::Client, namespace: &str) -> Self {
+        Self::with_versions(client, namespace, SecretVersions::default())
+    }
+
+    pub fn with_versions(client: &kube::Client, namespace: &str, versions: SecretVersions) -> Self {
         SecretReader {
             api: Api::namespaced(client.clone(), namespace),
+            namespace: namespace.to_string(),
+            versions,
             cache: BTreeMap::new(),
         }
     }
@@ -41,9 +53,26 @@ impl SecretReader {
         if let Some(hit) = self.cache.get(name) {
             return Ok(hit.clone());
         }
-        let value = self.api.get_opt(name).await?.map(values);
+        let value = match self.versions.seen(&self.namespace, name) {
+            Seen::Absent => None,
+            Seen::At(rv) => match self.versions.values_at(&self.namespace, name, &rv) {
+                Some(v) => Some(v),
+                None => self.fetch(name).await?,
+            },
+            Seen::Unknown => self.fetch(name).await?,
+        };
         self.cache.insert(name.to_string(), value.clone());
         Ok(value)
+    }
+
+    async fn fetch(&self, name: &str) -> Result<Option<SecretValues>, kube::Error> {
+        let secret = self.api.get_opt(name).await?;
+        let read = secret.map(|s| {
+            let rv = s.metadata.resource_version.clone().unwrap_or_default();
+            (rv, values(s))
+        });
+        self.versions.remember(&self.namespace, name, read.clone());
+        Ok(read.map(|(_, v)| v))
     }
 
     /// Reads the key of each of `selectors` (`(input field, selector)`), set with `set`. A missing

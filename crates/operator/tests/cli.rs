@@ -192,3 +192,35 @@ fn run_refuses_a_bad_default_manifest_repository_before_connecting() {
         "{err}"
     );
 }
+
+#[test]
+fn render_refuses_what_the_api_server_or_a_kubelet_would_with_exit_2() {
+    let dir = tmp();
+    let clash = write(
+        &dir,
+        "clash.yaml",
+        &format!("{GOOD}  redis: {{default: {{managedRedis: {{name: wandb-api}}}}}}\n"),
+    );
+    let out = render(&clash, &fixtures());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("spec.redis.default.managedRedis.name")
+            && err.contains("two Services would be named \"wandb-api\""),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing rendered");
+    let long = write(
+        &dir,
+        "long.yaml",
+        &GOOD.replace("name: wandb,", &format!("name: {},", "a".repeat(40)))
+            .replace("spec:\n", "spec:\n  mysql: {default: {managedMysql: {}}, analytics-primary-01: {managedMysql: {}}}\n"),
+    );
+    let out = render(&long, &fixtures());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("StatefulSet name"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -683,15 +683,30 @@ async fn api_errors_back_off_with_an_event_and_recover() {
     )
     .await;
     ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
-    let note = common::wait_for_event(&ns, "a ReconcileFailed event", |e| {
-        e.reason.as_deref() == Some("ReconcileFailed") && e.note.is_some()
+    // A quota is fixed outside the resource: not stalled, retried with backoff, and said in
+    // the Ready condition (and its event) in the API server's words, not a debug dump.
+    let note = common::wait_for_event(&ns, "a Forbidden event", |e| {
+        e.reason.as_deref() == Some("Forbidden") && e.note.is_some()
     })
     .await
     .note
     .unwrap_or_default();
     assert!(note.contains("exceeded quota"), "{note}");
+    assert!(note.contains("writing Deployment "), "{note}");
+    assert!(
+        !note.contains("ErrorResponse") && !note.contains("Status {"),
+        "{note}"
+    );
+    let (ready, message) = condition(&wb, name, "Ready")
+        .await
+        .expect("a Ready condition");
+    assert_eq!(ready, "False");
+    assert!(message.contains("exceeded quota"), "{message}");
     assert_eq!(
-        condition(&wb, name, "Ready").await.map(|c| c.0).as_deref(),
+        condition(&wb, name, "Stalled")
+            .await
+            .map(|c| c.0)
+            .as_deref(),
         Some("False")
     );
 

@@ -17,7 +17,9 @@ impl Failure {
                 // Invalid (422), malformed (400), too large (413): the same write is refused
                 // again until the resource or manifest changes.
                 400 | 413 | 422 => (FailureKind::User, Reason::WRITE_REFUSED),
-                401 | 403 => (FailureKind::User, Reason::FORBIDDEN),
+                // RBAC or a quota: fixed outside the resource, where no watch sees it, so
+                // retried with backoff rather than stalled.
+                401 | 403 => (FailureKind::Transient, Reason::FORBIDDEN),
                 409 => (FailureKind::Transient, CONFLICT),
                 _ => (FailureKind::Transient, Reason::API_UNAVAILABLE),
             },

@@ -8,11 +8,12 @@ pub mod gates;
 pub mod observed;
 pub mod pod_needs;
 pub mod status;
+pub mod versions;
 
 pub use gates::{Gates, JobState, MigrationFact, MigrationGate, migration_gate};
 pub use status::{
-    DeploymentFact, Facts, Failure, FailureKind, InfraFact, ManifestProblem, Transition, compute,
-    transitions,
+    DeploymentFact, Facts, Failure, FailureKind, InfraFact, ManifestProblem, MissingSecret,
+    Transition, compute, transitions,
 };
 
 /// What the check of internal service auth's token issuer found, for the `InternalServiceAuth`

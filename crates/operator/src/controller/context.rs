@@ -27,6 +27,9 @@ pub struct Context {
     owned: std::sync::RwLock<crate::owned_cache::OwnedCache>,
     /// Which instances read which of the user's Secrets (see [`super::secret_watch`]).
     pub secret_index: super::secret_watch::SecretIndex,
+    /// Which user Secrets exist at which version, and the values last read (see
+    /// [`crate::secret_versions`]).
+    pub secret_versions: crate::secret_versions::SecretVersions,
     /// A client of the same API server without credentials, for the issuer check of internal
     /// service auth ([`crate::issuer`]); none: not checked (no `InternalServiceAuth` condition).
     pub anonymous: Option<Client>,
@@ -76,6 +79,7 @@ impl Context {
             gateway_api_recheck: Duration::from_secs(60),
             owned: Default::default(),
             secret_index: Default::default(),
+            secret_versions: Default::default(),
             anonymous: None,
             issuer: Mutex::default(),
             failures: Mutex::default(),
@@ -130,7 +134,9 @@ impl Context {
         use kube::ResourceExt as _;
         let (ns, name) = (cr.namespace().unwrap_or_default(), cr.name_any());
         self.metrics.forget(&ns, &name);
-        self.secret_index.forget(cr);
+        for orphan in self.secret_index.forget(cr) {
+            self.secret_versions.remember(&ns, &orphan, None);
+        }
         if let Some(uid) = cr.uid() {
             self.reset_failures(&uid);
         }

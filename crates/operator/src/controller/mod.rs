@@ -207,6 +207,7 @@ async fn run_once(
     // Every kind the operator applies is watched (one table: apply::KINDS); the same watches
     // fill the caches that reconciles read owned objects from.
     let mut caches = OwnedCacheBuilder::default();
+    let mut secret_stores = Vec::new();
     let mut controllers = Vec::new();
     for ns in scopes {
         let client = ctx.client.clone();
@@ -222,7 +223,7 @@ async fn run_once(
             let (stream, resource) = caches.watch(&client, ns, api_version, kind);
             c = c.owns_stream_with(stream, resource);
         }
-        c = secret_watch::watch(c, &client, ns, ctx.clone());
+        c = secret_watch::watch(c, &client, ns, ctx.clone(), &mut secret_stores);
         tracing::info!(
             namespace = ns.unwrap_or("<all>"),
             concurrency,
@@ -231,6 +232,7 @@ async fn run_once(
         controllers.push(c);
     }
     ctx.set_owned_cache(caches.build());
+    ctx.secret_versions.set_stores(secret_stores);
     let runs = controllers.into_iter().map(|c| {
         c.with_config(
             controller::Config::default()

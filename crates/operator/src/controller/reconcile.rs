@@ -17,8 +17,8 @@ use wandb_engine::Phase;
 use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
 
 use wandb_engine::decide::{
-    self, Facts, Failure, FailureKind, Gates, JobState, ManifestProblem, MigrationGate, Transition,
-    migration_gate,
+    self, Facts, Failure, FailureKind, Gates, JobState, ManifestProblem, MigrationGate,
+    MissingSecret, Transition, migration_gate,
 };
 
 use super::{Context, Error, cleanup, phases};
@@ -51,8 +51,20 @@ pub async fn reconcile(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<A
             }
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    .await;
+    let action = match action {
+        Ok(action) => action,
+        // The instance is already gone (deleted while a queued reconcile waited, e.g. one a
+        // Secret event triggered): nothing to add or remove, and nothing to warn about.
+        Err(
+            kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s))
+            | kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(s)),
+        ) if s.code == 404 => {
+            tracing::debug!(%ns, %uid, "instance gone before its finalizer could be changed");
+            Action::await_change()
+        }
+        Err(e) => return Err(Error::Finalizer(Box::new(e))),
+    };
     ctx.reset_failures(&uid);
     Ok(action)
 }
@@ -80,6 +92,7 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
         failure: None,
         pod_inputs_missing: vec![],
         creation_failures: vec![],
+        paused: false,
     };
     let result = match pass(&cr, &ctx, &applier, &mut facts).await {
         Ok(action) => Ok(action),
@@ -87,8 +100,7 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
     };
     let writes = applier.writes();
     ctx.record_writes(&ns, &name, writes);
-    ctx.metrics
-        .reconciled(result.is_ok(), started.elapsed(), writes);
+    ctx.metrics.reconciled(result.is_ok(), started.elapsed());
     tracing::debug!(%ns, %name, writes, elapsed = ?started.elapsed(), ok = result.is_ok(), "reconcile done");
     result
 }
@@ -196,6 +208,35 @@ async fn pass(
     let version = cr.spec.wandb.version.clone();
     let status_failed = |e: kube::Error| Failure::from_kube("writing the status", &e);
 
+    // Paused: nothing is observed or written, but the status says so (once).
+    let annotations = cr.annotations();
+    if annotations
+        .get(wandb_engine::names::PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
+    {
+        facts.paused = true;
+        write_status(cr, ctx, applier, &prev, facts, &now)
+            .await
+            .map_err(status_failed)?;
+        return Ok(Action::await_change());
+    }
+    // Forward-only versions: an older version than one whose migrations ran is refused before
+    // anything is touched, so the running version keeps serving.
+    let last_success = prev
+        .wandb
+        .as_ref()
+        .and_then(|w| w.migration.as_ref())
+        .and_then(|m| m.last_success_version.clone());
+    if let Some(refused) = decide::versions::check(
+        &version,
+        last_success.as_deref(),
+        annotations
+            .get(wandb_engine::names::RESTORED_VERSION_ANNOTATION)
+            .map(String::as_str),
+    ) {
+        return Err(refused);
+    }
+
     // The user's Secrets are watched from the start, so that creating a missing one or fixing a
     // key is acted on at once, even while the instance waits for it (or for its manifest).
     ctx.secret_index.add(cr, pod_inputs::watched(cr, None));
@@ -246,7 +287,11 @@ async fn pass(
     let owner = cr
         .controller_owner_ref(&())
         .ok_or_else(|| Failure::internal("WeightsAndBiases without a uid"))?;
-    let mut reader = SecretReader::new(applier.client(), applier.namespace());
+    let mut reader = SecretReader::with_versions(
+        applier.client(),
+        applier.namespace(),
+        ctx.secret_versions.clone(),
+    );
     let mut sf = secrets::ensure(applier, cr, &built.secrets, &owner, &mut reader)
         .await
         .doing(|| "writing the instance's Secrets".into())?;
@@ -271,7 +316,12 @@ async fn pass(
             ctx,
             cr,
             "ConnectionInputMissing",
-            &published.problems.join("; "),
+            &published
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
         )
         .await;
     }
@@ -289,13 +339,14 @@ async fn pass(
             .collect();
         publish_warning(ctx, cr, "ExternalServiceUnreachable", &note.join("; ")).await;
     }
-    let mut missing: Vec<String> = sf
+    // A connection Secret is missing unless published now; with the reason when its inputs are.
+    let mut missing: Vec<MissingSecret> = sf
         .missing
         .into_iter()
         .filter(|m| {
-            !published.ready.contains(m)
-                && !published.problems.iter().any(|p| p.starts_with(m.as_str()))
+            !published.ready.contains(m) && !published.problems.iter().any(|p| p.name == *m)
         })
+        .map(MissingSecret::new)
         .collect();
     missing.extend(published.problems);
     facts.missing_secrets = missing;
@@ -305,11 +356,7 @@ async fn pass(
     let jobs = observe::migrations(applier, &built.objects)
         .await
         .doing(|| "reading the migration Jobs".into())?;
-    let last_success = prev
-        .wandb
-        .as_ref()
-        .and_then(|w| w.migration.as_ref())
-        .and_then(|m| m.last_success_version.as_deref());
+    let last_success = last_success.as_deref();
     facts.infra = observe::infra(applier, &built.infra)
         .await
         .doing(|| "reading the backing services".into())?;

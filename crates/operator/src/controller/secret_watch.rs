@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::{Controller, WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt};
 use wandb_api::WeightsAndBiases;
 
@@ -68,10 +69,15 @@ impl SecretIndex {
         self.set(cr, known.union(&secrets).cloned().collect());
     }
 
-    /// Forgets instance `cr` (it is being deleted).
-    pub fn forget(&self, cr: &WeightsAndBiases) {
+    /// Forgets instance `cr` (it is being deleted); returns the Secrets no instance reads now.
+    pub fn forget(&self, cr: &WeightsAndBiases) -> Vec<String> {
         let instance = (cr.namespace().unwrap_or_default(), cr.name_any());
-        self.inner.lock().expect("not poisoned").remove(&instance);
+        let mut idx = self.inner.lock().expect("not poisoned");
+        let read = idx.by_instance.get(&instance).cloned().unwrap_or_default();
+        idx.remove(&instance);
+        read.into_iter()
+            .filter(|s| !idx.by_secret.contains_key(&(instance.0.clone(), s.clone())))
+            .collect()
     }
 
     /// The instances that read Secret `namespace/name`.
@@ -119,10 +125,28 @@ pub fn watch(
     client: &Client,
     ns: Option<&str>,
     ctx: std::sync::Arc<super::Context>,
+    stores: &mut Vec<Store<PartialObjectMeta<Secret>>>,
 ) -> Controller<WeightsAndBiases> {
-    // An `Api` of `PartialObjectMeta` lists and watches with metadata-only requests.
+    // Metadata-only lists and watches. The store keeps names and versions for the readers
+    // (crate::secret_versions); everything else is dropped as it arrives.
     let api = super::api::<PartialObjectMeta<Secret>>(client, ns);
-    c.watches(api, watcher::Config::default(), move |meta| {
+    let writer = Writer::<PartialObjectMeta<Secret>>::default();
+    stores.push(writer.as_reader());
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|m| {
+            let keep = ObjectMeta {
+                name: m.metadata.name.take(),
+                namespace: m.metadata.namespace.take(),
+                resource_version: m.metadata.resource_version.take(),
+                uid: m.metadata.uid.take(),
+                ..Default::default()
+            };
+            m.metadata = keep;
+        })
+        .reflect(writer)
+        .touched_objects();
+    c.watches_stream(stream, move |meta| {
         let ns = meta.namespace().unwrap_or_default();
         ctx.secret_index.readers(&ns, &meta.name_any())
     })

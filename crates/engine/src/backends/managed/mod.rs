@@ -76,9 +76,12 @@ pub const MYSQL_USER: &str = "wandb";
 pub const CLICKHOUSE_DATABASE: &str = "weave";
 pub const CLICKHOUSE_USER: &str = "wandb";
 
-/// Ports.
+/// Ports: the one table of the managed services' ports (the protocols' well-known ports, also
+/// the defaults of external connections in `backends::url`).
 pub const MYSQL_PORT: i32 = 3306;
 pub const REDIS_PORT: i32 = 6379;
+/// Redis Sentinel's well-known port (external Redis with `sentinel.master`).
+pub const REDIS_SENTINEL_PORT: i32 = 26379;
 pub const S3_PORT: i32 = 8333;
 pub const SEAWEED_MASTER_PORT: i32 = 9333;
 pub const SEAWEED_FILER_PORT: i32 = 8888;

@@ -120,7 +120,7 @@ impl ManagedRedis {
 /// alphanumeric; anything that would break the JSON is refused) and starts all components.
 pub(super) const SEAWEED_START: &str = r#"case "$S3_ACCESS_KEY$S3_SECRET_KEY" in *'"'*|*'\'*) echo "S3 credentials must not contain quotes or backslashes" >&2; exit 1;; esac
 printf '{"identities":[{"name":"wandb","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" > /tmp/s3.json
-exec /usr/bin/weed -logtostderr=true server -dir=/data -ip.bind=0.0.0.0 -master.volumeSizeLimitMB=1024 -volume.max=0 -s3 -s3.port=8333 -s3.config=/tmp/s3.json
+exec /usr/bin/weed -logtostderr=true server -dir=/data -ip.bind=0.0.0.0 -master.volumeSizeLimitMB=1024 -volume.max=0 -s3 -s3.port={s3} -master.port={master} -filer.port={filer} -volume.port={volume} -s3.config=/tmp/s3.json
 "#;
 
 /// Creates the bucket unless it exists (`weed shell` over the master's headless address).
@@ -133,16 +133,22 @@ echo "s3.bucket.list" | weed shell -master="$MASTER" | grep -Eq "^[[:space:]]*$B
 echo "bucket $BUCKET_NAME created"
 "#;
 
-/// The start script, with SeaweedFS's own metrics endpoint when asked for.
+/// The start script, with the ports of the one table (`super::*_PORT`) and SeaweedFS's own
+/// metrics endpoint when asked for.
 fn seaweed_start(metrics: bool) -> String {
+    let script = SEAWEED_START
+        .replace("{s3}", &S3_PORT.to_string())
+        .replace("{master}", &SEAWEED_MASTER_PORT.to_string())
+        .replace("{filer}", &SEAWEED_FILER_PORT.to_string())
+        .replace("{volume}", &SEAWEED_VOLUME_PORT.to_string());
     if metrics {
         format!(
             "{} -metricsPort={}\n",
-            SEAWEED_START.trim_end(),
+            script.trim_end(),
             telemetry::SEAWEED_METRICS_PORT
         )
     } else {
-        SEAWEED_START.to_string()
+        script
     }
 }
 

@@ -27,7 +27,7 @@ pub(super) struct Metrics {
     /// metrics itself.
     pub(super) sidecar: Option<(Container, ImageRef)>,
     /// A configuration file for the server: (mount path, content), from a ConfigMap.
-    pub(super) config_file: Option<(&'static str, &'static str)>,
+    pub(super) config_file: Option<(&'static str, String)>,
 }
 
 /// Whether the CR asks for this managed service's metrics.
@@ -128,10 +128,11 @@ pub(super) fn seaweedfs() -> Metrics {
     }
 }
 
+/// ClickHouse's `<prometheus>` config; `{port}` is [`CLICKHOUSE_METRICS_PORT`] (one table).
 const CLICKHOUSE_PROMETHEUS: &str = "<clickhouse>
   <prometheus>
     <endpoint>/metrics</endpoint>
-    <port>9363</port>
+    <port>{port}</port>
     <metrics>true</metrics>
     <events>true</events>
     <asynchronous_metrics>true</asynchronous_metrics>
@@ -146,7 +147,7 @@ pub(super) fn clickhouse() -> Metrics {
         sidecar: None,
         config_file: Some((
             "/etc/clickhouse-server/config.d/prometheus.xml",
-            CLICKHOUSE_PROMETHEUS,
+            CLICKHOUSE_PROMETHEUS.replace("{port}", &CLICKHOUSE_METRICS_PORT.to_string()),
         )),
     }
 }

@@ -270,7 +270,7 @@ impl Workload {
                         ..Default::default()
                     }),
             }
-            if let Some((path, content)) = m.config_file {
+            if let Some((path, content)) = m.config_file.clone() {
                 let file = path.rsplit('/').next().unwrap_or(path);
                 let cm_name = names::dns_label(&format!("{}-metrics-config", n.name));
                 mounts.push(VolumeMount {

@@ -30,6 +30,10 @@ use std::collections::BTreeMap;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::connection::ServiceKind;
+// The protocols' well-known ports, which the managed services also listen on: one table.
+use crate::backends::managed::{
+    CLICKHOUSE_TCP_PORT, KAFKA_PORT, MYSQL_PORT, REDIS_PORT, REDIS_SENTINEL_PORT,
+};
 
 mod smtp;
 pub use smtp::{SMTP_DEFAULT_PORT, smtp_url};
@@ -244,13 +248,13 @@ fn check_port(port: &str, field: &'static str) -> Result<u16, UrlError> {
 fn host_port(
     i: &ConnInputs,
     port_field: &Option<String>,
-    default_port: u16,
+    default_port: i32,
 ) -> Result<(String, u16), UrlError> {
     let host = require(&i.host, "host")?;
     check_host(host, "host")?;
     let port = match non_empty(port_field) {
         Some(p) => check_port(p, "port")?,
-        None => default_port,
+        None => u16::try_from(default_port).expect("the port table holds valid ports"),
     };
     Ok((host.to_string(), port))
 }
@@ -292,7 +296,7 @@ fn path_segments(raw: &str) -> String {
 
 /// `mysql://user:pass@host:port/db?tls=..&ssl-ca=..&ssl-cert=..&ssl-key=..`.
 pub fn mysql_url(i: &ConnInputs) -> Result<String, UrlError> {
-    let (host, port) = host_port(i, &i.port, 3306)?;
+    let (host, port) = host_port(i, &i.port, MYSQL_PORT)?;
     let user = require(&i.user, "user")?;
     let database = require(&i.database, "database")?;
     let mut params = Vec::new();
@@ -511,7 +515,7 @@ pub fn object_store_url(i: &ConnInputs) -> Result<String, UrlError> {
 /// `clickhouse://user:pass@host:tcpport/db[?tls=..]` (native protocol, default port 9000,
 /// database `default`).
 pub fn clickhouse_url(i: &ConnInputs) -> Result<String, UrlError> {
-    let (host, port) = host_port(i, &i.tcp_port, 9000)?;
+    let (host, port) = host_port(i, &i.tcp_port, CLICKHOUSE_TCP_PORT)?;
     let user = require(&i.user, "user")?;
     let database = non_empty(&i.database).unwrap_or("default");
     let mut params = Vec::new();
@@ -555,7 +559,7 @@ pub fn first_bootstrap(servers: &str) -> Result<(String, u16), UrlError> {
 pub fn kafka_url(i: &ConnInputs) -> Result<String, UrlError> {
     let (host, port) = match non_empty(&i.bootstrap_servers) {
         Some(s) => first_bootstrap(s)?,
-        None => host_port(i, &i.port, 9092)?,
+        None => host_port(i, &i.port, KAFKA_PORT)?,
     };
     let mut params = Vec::new();
     if truthy(&i.tls) == Some(true) || i.ssl_ca {
@@ -608,7 +612,7 @@ pub fn connection_secret_data(
     put("url", Some(&url));
     match kind {
         ServiceKind::Mysql => {
-            let (host, port) = host_port(i, &i.port, 3306)?;
+            let (host, port) = host_port(i, &i.port, MYSQL_PORT)?;
             put("host", Some(&host));
             put("port", Some(&port.to_string()));
             put("database", non_empty(&i.database));
@@ -624,9 +628,9 @@ pub fn connection_secret_data(
         }
         ServiceKind::Redis => {
             let default_port = if non_empty(&i.sentinel_master).is_some() {
-                26379
+                REDIS_SENTINEL_PORT
             } else {
-                6379
+                REDIS_PORT
             };
             let (host, port) = host_port(i, &i.port, default_port)?;
             put("host", Some(&host));
@@ -651,7 +655,7 @@ pub fn connection_secret_data(
             put("secretkey", non_empty(&i.secret_key));
         }
         ServiceKind::Clickhouse => {
-            let (host, tcp) = host_port(i, &i.tcp_port, 9000)?;
+            let (host, tcp) = host_port(i, &i.tcp_port, CLICKHOUSE_TCP_PORT)?;
             let http = match non_empty(&i.http_port) {
                 Some(p) => check_port(p, "httpPort")?,
                 None => 8123,
@@ -673,7 +677,7 @@ pub fn connection_secret_data(
         ServiceKind::Kafka => {
             let (host, port) = match non_empty(&i.bootstrap_servers) {
                 Some(s) => first_bootstrap(s)?,
-                None => host_port(i, &i.port, 9092)?,
+                None => host_port(i, &i.port, KAFKA_PORT)?,
             };
             put("host", Some(&host));
             put("port", Some(&port.to_string()));

@@ -5,7 +5,7 @@
 use super::{ConnInputs, UrlError, host_port, userinfo};
 
 /// The SMTP submission port, used when the port key holds an empty value.
-pub const SMTP_DEFAULT_PORT: u16 = 587;
+pub const SMTP_DEFAULT_PORT: i32 = 587;
 
 /// `smtp://user:pass@host:port` (`smtp://host:port` when neither user nor password is set).
 pub fn smtp_url(i: &ConnInputs) -> Result<String, UrlError> {

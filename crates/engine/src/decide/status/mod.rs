@@ -28,6 +28,32 @@ pub struct ManifestProblem {
     pub message: String,
 }
 
+/// A connection (or composed) Secret that is not written, and why when known (its inputs are
+/// incomplete: a Secret or key of the user's missing, a value that does not parse).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingSecret {
+    pub name: String,
+    pub why: Option<String>,
+}
+
+impl MissingSecret {
+    pub fn new(name: impl Into<String>) -> Self {
+        MissingSecret {
+            name: name.into(),
+            why: None,
+        }
+    }
+}
+
+impl std::fmt::Display for MissingSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.why {
+            Some(why) => write!(f, "{} ({why})", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
 /// Who can make a failed pass succeed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKind {
@@ -96,7 +122,7 @@ pub struct Facts {
     /// Set when the engine rejected the spec; nothing else was attempted.
     pub invalid_spec: Option<String>,
     /// Connection Secrets that do not exist yet.
-    pub missing_secrets: Vec<String>,
+    pub missing_secrets: Vec<MissingSecret>,
     /// Backing services (their connection Secrets are in `missing_secrets`).
     pub infra: Vec<InfraFact>,
     pub migrations: MigrationGate,
@@ -120,6 +146,8 @@ pub struct Facts {
     pub pod_inputs_missing: Vec<String>,
     /// Workloads whose controller reports it cannot create pods, with its message.
     pub creation_failures: Vec<String>,
+    /// The `apps.wandb.com/paused` annotation: nothing was observed or written.
+    pub paused: bool,
 }
 
 impl Facts {
@@ -165,7 +193,11 @@ impl Facts {
             // Last, so that the list is easy to read (and parse).
             parts.push(format!(
                 "waiting for connection Secret(s) {}",
-                self.missing_secrets.join(", ")
+                self.missing_secrets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if self.infra_ready() {
@@ -183,6 +215,30 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
     let c = &mut s.conditions;
     s.observed_generation = g;
     s.url = Some(f.hostname.clone());
+    if f.paused {
+        // Nothing was looked at or acted on: the status stays as last computed, including
+        // observedGeneration (an edit made while paused is not observed), plus the condition.
+        let mut s = prev.clone();
+        let c = &mut s.conditions;
+        let g = prev.observed_generation;
+        let msg = format!(
+            "paused by the annotation {}=true: no change to the resource or drift in the \
+             cluster is acted on until it is removed",
+            crate::names::PAUSED_ANNOTATION
+        );
+        set_condition(c, ConditionType::Paused, true, Reason::PAUSED, &msg, g, now);
+        set_condition(
+            c,
+            ConditionType::Reconciling,
+            false,
+            Reason::PAUSED,
+            &msg,
+            g,
+            now,
+        );
+        return s;
+    }
+    c.retain(|x| x.type_ != ConditionType::Paused.as_str());
 
     if let Some(p) = &f.manifest {
         set_condition(
@@ -478,17 +534,26 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
 fn infra_map(f: &Facts) -> BTreeMap<String, BTreeMap<String, InfraStatus>> {
     let mut out: BTreeMap<String, BTreeMap<String, InfraStatus>> = BTreeMap::new();
     for i in &f.infra {
-        let conn_missing = f.missing_secrets.contains(&i.connection_secret);
+        let conn_missing = f
+            .missing_secrets
+            .iter()
+            .find(|m| m.name == i.connection_secret);
         let (ready, state, message) = match &i.readiness {
             Readiness::Failed(m) => (false, InfraState::Error, Some(m.clone())),
             Readiness::Progressing(m) => (false, InfraState::Pending, Some(m.clone())),
-            Readiness::Ready if conn_missing => (
+            Readiness::Ready if let Some(missing) = conn_missing => (
                 false,
                 InfraState::Pending,
-                Some(format!(
-                    "connection Secret {} is not written yet",
-                    i.connection_secret
-                )),
+                Some(match &missing.why {
+                    Some(why) => format!(
+                        "connection Secret {} is not written: {why}",
+                        i.connection_secret
+                    ),
+                    None => format!(
+                        "connection Secret {} is not written yet",
+                        i.connection_secret
+                    ),
+                }),
             ),
             Readiness::Ready => match &i.preflight {
                 Some(p) => (true, InfraState::Degraded, Some(format!("preflight: {p}"))),
@@ -587,6 +652,7 @@ pub fn transitions(
         && status == "False"
         && [
             Reason::API_UNAVAILABLE,
+            Reason::FORBIDDEN,
             Reason::INTERNAL_ERROR,
             Reason::POD_INPUT_MISSING,
             Reason::POD_CREATION_FAILED,

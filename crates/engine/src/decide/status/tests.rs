@@ -41,6 +41,7 @@ fn facts() -> Facts {
         failure: None,
         pod_inputs_missing: vec![],
         creation_failures: vec![],
+        paused: false,
         internal_auth: None,
     }
 }
@@ -84,7 +85,10 @@ fn unchanged_facts_give_an_equal_status_later() {
 #[test]
 fn missing_connection_secrets_are_named() {
     let mut f = facts();
-    f.missing_secrets = vec!["w-mysql-connection".into(), "w-redis-connection".into()];
+    f.missing_secrets = vec![
+        MissingSecret::new("w-mysql-connection"),
+        MissingSecret::new("w-redis-connection"),
+    ];
     f.migrations = MigrationGate::Pending;
     let s = compute(&Default::default(), &f, &now(1));
     let infra = cond(&s, ConditionType::InfraReady);
@@ -186,7 +190,7 @@ fn infra_progress_and_failure_are_reported_per_service() {
     let mut f = facts();
     f.migrations = MigrationGate::Pending;
     f.infra[0].readiness = Readiness::Progressing("StatefulSet w-mysql: 0/1 replicas ready".into());
-    f.missing_secrets = vec!["w-mysql-connection".into()];
+    f.missing_secrets = vec![MissingSecret::new("w-mysql-connection")];
     let s = compute(&Default::default(), &f, &now(1));
     let infra = cond(&s, ConditionType::InfraReady);
     assert_eq!(infra.status, "False");
@@ -416,5 +420,62 @@ fn pods_that_cannot_start_keep_ready_false_and_say_why() {
     assert_eq!(
         cond(&s, ConditionType::Ready).reason,
         Reason::POD_CREATION_FAILED
+    );
+}
+
+#[test]
+fn pausing_keeps_the_last_status_and_resuming_drops_the_condition() {
+    let ready = compute(&Default::default(), &facts(), &now(1));
+    let paused = compute(
+        &ready,
+        &Facts {
+            paused: true,
+            ..facts()
+        },
+        &now(2),
+    );
+    assert!(paused.ready, "pausing changes nothing it does not know");
+    let c = cond(&paused, ConditionType::Paused);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", Reason::PAUSED)
+    );
+    let edited = Facts {
+        paused: true,
+        generation: Some(4),
+        ..facts()
+    };
+    let again = compute(&paused, &edited, &now(3));
+    assert_eq!(
+        again, paused,
+        "a paused pass writes nothing, even after an edit"
+    );
+    let resumed = compute(&paused, &facts(), &now(4));
+    assert!(
+        !resumed
+            .conditions
+            .iter()
+            .any(|c| c.type_ == ConditionType::Paused.as_str())
+    );
+}
+
+#[test]
+fn an_external_service_whose_inputs_are_missing_is_pending_with_the_reason() {
+    let mut f = facts();
+    f.infra[0].mode = wandb_api::InfraMode::External;
+    f.missing_secrets = vec![MissingSecret {
+        name: "w-mysql-connection".into(),
+        why: Some("Secret nosuch not found (for spec.mysql.default host)".into()),
+    }];
+    let s = compute(&Default::default(), &f, &now(1));
+    let mysql = &s.infra["mysql"]["default"];
+    assert_eq!(mysql.state, wandb_api::InfraState::Pending);
+    assert!(!mysql.ready);
+    assert!(
+        mysql
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("Secret nosuch not found")
     );
 }
