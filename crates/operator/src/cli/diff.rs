@@ -415,3 +415,50 @@ async fn pruned(cluster: &Cluster, instance: &str, built: &Built) -> Result<Vec<
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn secret(data: Value, rv: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "resourceVersion": rv, "managedFields": [{"manager": "x"}]},
+            "data": data})
+    }
+
+    #[test]
+    fn server_bookkeeping_is_no_change() {
+        let a = secret(json!({"k": "dmFsdWU="}), "1");
+        let b = secret(json!({"k": "dmFsdWU="}), "2");
+        assert_eq!(change("Secret/s", Some(&a), Some(&b)), None);
+    }
+
+    #[test]
+    fn a_changed_secret_value_shows_as_changed_but_not_its_value() {
+        let live = secret(json!({"same": "c2FtZQ==", "pw": "b2xkLXB3"}), "1");
+        let next = secret(
+            json!({"same": "c2FtZQ==", "pw": "bmV3LXB3", "added": "eA=="}),
+            "1",
+        );
+        let c = change("Secret/s", Some(&live), Some(&next)).unwrap();
+        assert!(c.diff.contains("+  pw: REDACTED (changed)"), "{}", c.diff);
+        assert!(c.diff.contains("+  added: REDACTED (new)"), "{}", c.diff);
+        assert!(c.diff.contains("   same: REDACTED"), "{}", c.diff);
+        for v in ["b2xkLXB3", "bmV3LXB3", "old-pw", "new-pw"] {
+            assert!(!c.diff.contains(v), "{}", c.diff);
+        }
+    }
+
+    #[test]
+    fn created_and_deleted_objects_are_whole_sided_diffs() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+            "data": {"url": "mysql://u:p4ssw0rd@db:3306/x"}});
+        let created = change("ConfigMap/c", None, Some(&cm)).unwrap();
+        assert!(created.diff.contains("--- live/ConfigMap/c (absent)"));
+        assert!(created.diff.contains("mysql://REDACTED@db:3306/x"));
+        assert!(!created.diff.contains("p4ssw0rd"));
+        let deleted = change("ConfigMap/c", Some(&cm), None).unwrap();
+        assert!(deleted.diff.contains("+++ desired/ConfigMap/c (deleted)"));
+    }
+}

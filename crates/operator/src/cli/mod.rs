@@ -39,6 +39,12 @@ pub struct KubeArgs {
     /// Namespace of the resource (default: the context's namespace, else `default`).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
+    /// User to impersonate (as `kubectl --as`).
+    #[arg(long = "as")]
+    pub as_user: Option<String>,
+    /// Group to impersonate (repeatable; as `kubectl --as-group`).
+    #[arg(long = "as-group")]
+    pub as_groups: Vec<String>,
 }
 
 /// A client and the namespace to work in.
@@ -63,7 +69,7 @@ impl KubeArgs {
             .kubeconfig
             .as_ref()
             .filter(|p| !p.as_os_str().is_empty() && !p.to_string_lossy().contains(':'));
-        let config = match (explicit_file, &self.context) {
+        let mut config = match (explicit_file, &self.context) {
             (Some(path), _) => {
                 let kc = Kubeconfig::read_from(path)
                     .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
@@ -78,6 +84,12 @@ impl KubeArgs {
                 .await
                 .map_err(|e| format!("no Kubernetes client configuration: {e}"))?,
         };
+        if let Some(user) = &self.as_user {
+            config.auth_info.impersonate = Some(user.clone());
+        }
+        if !self.as_groups.is_empty() {
+            config.auth_info.impersonate_groups = Some(self.as_groups.clone());
+        }
         let namespace = self
             .namespace
             .clone()
