@@ -348,13 +348,13 @@ async fn the_support_bundle_holds_everything_and_no_secret_value() {
 
     // Someone who may read everything but the Secrets: their values cannot be searched for, so
     // no bundle is written.
-    ns.apply_yaml(&format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: no-secrets}}\nrules:\n\
-         - {{apiGroups: [\"*\"], resources: [weightsandbiases, events, pods, deployments, configmaps, services], verbs: [get, list]}}\n\
-         ---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: no-secrets}}\n\
-         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: no-secrets}}\n\
-         subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: bundle-tester}}]\n"
-    ))
+    ns.apply_yaml(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: no-secrets}\nrules:\n\
+         - {apiGroups: [\"*\"], resources: [weightsandbiases, events, pods, deployments, configmaps, services], verbs: [get, list]}\n\
+         ---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: no-secrets}\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: no-secrets}\n\
+         subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bundle-tester}]\n"
+    )
     .await;
     let refused = tmp("refused.tar.gz");
     let (code, _, err) = cli(
