@@ -154,6 +154,7 @@ async fn status_shows_a_ready_instance_and_why_another_is_not() {
     assert!(!out.contains(MYSQL_PASSWORD) && !out.contains("wandbuser"));
 
     let (code, text, _) = cli(&ns, &["status", "w"]).await;
+    eprintln!("{text}");
     assert_eq!(code, 0);
     assert!(
         text.starts_with(&format!("{}/w: Ready", ns.name())),
@@ -174,9 +175,34 @@ async fn status_shows_a_ready_instance_and_why_another_is_not() {
     })
     .await;
     let (code, text, _) = cli(&ns, &["status", "broken"]).await;
+    eprintln!("{text}");
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("NOT READY"), "{text}");
     assert!(text.contains("Secret nosuch not found"), "{text}");
+
+    // As a kubectl plugin: kubectl finds `kubectl-wandb` on PATH and passes the arguments on.
+    let dir = tmp("plugin");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_wandb-operator"),
+        dir.join("kubectl-wandb"),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tokio::process::Command::new("kubectl")
+        .env("PATH", path)
+        .args(["wandb", "status", "w", "--kubeconfig"])
+        .arg(ns.cluster().kubeconfig_path())
+        .args(["-n", ns.name()])
+        .output()
+        .await
+        .expect("kubectl on PATH (scripts/test.sh puts the pinned one there)");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/w: Ready"));
 
     let (code, _, err) = cli(&ns, &["status", "nothere"]).await;
     assert_eq!(code, 2);
@@ -222,6 +248,7 @@ async fn diff_is_empty_when_settled_and_shows_drift_and_spec_changes() {
         .await
         .unwrap();
     let (code, out, err) = cli(&ns, &["diff", "w"]).await;
+    eprintln!("{out}{err}");
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains(&format!("--- live/Deployment/{name}")),
@@ -239,6 +266,7 @@ async fn diff_is_empty_when_settled_and_shows_drift_and_spec_changes() {
     let file = tmp("w.yaml");
     std::fs::write(&file, CR.replace("http://w.local", "http://w2.local")).unwrap();
     let (code, out, err) = cli(&ns, &["diff", "-f", file.to_str().unwrap()]).await;
+    eprintln!("{out}{err}");
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("--- live/WeightsAndBiases/w"), "{out}");
     assert!(changed(&out, '+', "hostname: http://w2.local"), "{out}");
@@ -313,6 +341,8 @@ async fn the_support_bundle_holds_everything_and_no_secret_value() {
         "{names:#?}"
     );
     let text = |p: &str| String::from_utf8(files[p].clone()).unwrap();
+    eprintln!("{}", text("wandb-support-w/README.txt"));
+    eprintln!("{}", text("wandb-support-w/preflight.txt"));
     // Keys are kept, values are not.
     let conn = text("wandb-support-w/objects/Secret/w-mysql-connection.yaml");
     assert!(conn.contains("password: REDACTED"), "{conn}");
@@ -407,11 +437,18 @@ async fn doctor_passes_a_healthy_instance_and_names_each_problem_with_its_fix() 
         },
     )
     .await;
+    eprintln!("{out}");
     assert_eq!(code, 0, "{out}{err}");
     for check in ["crd", "operator", "manifest", "spec", "secrets", "upgrade"] {
         assert!(out.contains(&format!("[ok] {check}: ")), "{check}:\n{out}");
     }
-    assert!(out.contains("[ok] service mysql/default"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "[ok] service mysql/default: 127.0.0.1:{} answers",
+            svc.ports[0]
+        )),
+        "{out}"
+    );
 
     // A file with a missing key, an unreachable Redis and a downgrade.
     let secrets: Api<Secret> = ns.api();
@@ -427,10 +464,15 @@ async fn doctor_passes_a_healthy_instance_and_names_each_problem_with_its_fix() 
     std::fs::write(
         &file,
         CR.replace("\"0.84.0\"", "\"0.79.0\"")
-            .replace("key: s3-bucket", "key: s3-nosuchkey"),
+            .replace("key: s3-bucket", "key: s3-nosuchkey")
+            .replace(
+                "manifestRepository: \"builtin://\"}",
+                "manifestRepository: \"builtin://\", licenseSecret: {name: nolicense, key: license}}",
+            ),
     )
     .unwrap();
     let (code, out, _) = cli(&ns, &["doctor", "-f", file.to_str().unwrap(), &op_ns]).await;
+    eprintln!("{out}");
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("[ERROR] upgrade: 0.84.0 -> 0.79.0 is a downgrade"),
@@ -440,7 +482,14 @@ async fn doctor_passes_a_healthy_instance_and_names_each_problem_with_its_fix() 
         out.contains("[ERROR] service objectStore/default: Secret ext has no key s3-nosuchkey"),
         "{out}"
     );
-    assert!(out.contains("[warning] service redis/default"), "{out}");
+    assert!(
+        out.contains("[warning] service redis/default: 127.0.0.1:1 is not reachable"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[ERROR] secrets: Secret nolicense not found"),
+        "{out}"
+    );
     assert!(out.contains("    fix: "), "{out}");
 
     let (code, out, _) = cli(

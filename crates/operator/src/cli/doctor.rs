@@ -189,7 +189,7 @@ pub async fn check(cluster: &Cluster, args: &DoctorArgs) -> Result<Vec<Finding>,
             return Ok(f.0);
         }
     };
-    secrets(cluster, &built, &manifest, &mut f).await?;
+    secrets(cluster, &cr, &built, &manifest, &mut f).await?;
     preflight(cluster, &cr, &built, &mut f).await?;
     networking(cluster, &built, &mut f).await;
     storage(cluster, &built, &mut f).await;
@@ -422,6 +422,7 @@ fn secret_refs(v: &Value, out: &mut Vec<(String, Option<String>)>) {
 /// creates.
 async fn secrets(
     cluster: &Cluster,
+    cr: &WeightsAndBiases,
     built: &Built,
     manifest: &ServerManifest,
     f: &mut Findings,
@@ -444,12 +445,29 @@ async fn secrets(
     refs.dedup();
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let mut problems = Vec::new();
-    let mut checked = 0;
-    for (name, key) in refs.iter().filter(|(n, _)| !exempt.contains(n)) {
-        checked += 1;
-        match api.get_opt(name).await {
-            Ok(None) => problems.push(format!("Secret {name} not found")),
-            Ok(Some(s)) => {
+    let present = |name: &str| {
+        let api = api.clone();
+        let name = name.to_string();
+        async move {
+            api.get_opt(&name)
+                .await
+                .map_err(|e| format!("reading Secret {name}: {e}"))
+        }
+    };
+    // Every Secret the spec names (license, OIDC, SMTP, proxy, image pull, external services).
+    let named = wandb_engine::references::user_secrets(cr);
+    for name in &named {
+        if present(name).await?.is_none() {
+            problems.push(format!("Secret {name} not found"));
+        }
+    }
+    // Every key the pods read of a Secret that is not the operator's or a migration's.
+    let yours: Vec<&(String, Option<String>)> =
+        refs.iter().filter(|(n, _)| !exempt.contains(n)).collect();
+    for (name, key) in &yours {
+        match present(name).await? {
+            None => problems.push(format!("Secret {name} not found")),
+            Some(s) => {
                 if let Some(k) = key {
                     let has = s.data.as_ref().is_some_and(|d| d.contains_key(k))
                         || s.string_data.as_ref().is_some_and(|d| d.contains_key(k));
@@ -458,14 +476,20 @@ async fn secrets(
                     }
                 }
             }
-            Err(e) => return Err(format!("reading Secret {name}: {e}")),
         }
     }
+    problems.sort();
     problems.dedup();
     if problems.is_empty() {
         f.ok(
             CHECK,
-            format!("the {checked} Secret reference(s) of the pods resolve"),
+            format!(
+                "the {} Secret(s) the spec names exist; of the pods' {} Secret reference(s), {} are to Secrets the operator or a migration creates and the other {} resolve",
+                named.len(),
+                refs.len(),
+                refs.len() - yours.len(),
+                yours.len()
+            ),
         );
     } else {
         f.error(
@@ -496,12 +520,19 @@ async fn preflight(
                 p.clone(),
                 format!("create the Secret keys spec.{}.{} names", x.kind, x.instance),
             ),
-            (Some(_), true) => f.warn(
+            (Some(p), true) => f.warn(
                 &check,
-                x.line(),
+                p.clone(),
                 "check the host, port and TLS settings in the Secret, DNS and firewalls; this ran from where doctor runs, the operator repeats it from the cluster",
             ),
-            (None, _) => f.ok(&check, x.line()),
+            (None, _) => f.ok(
+                &check,
+                match (&x.endpoint, &x.skipped) {
+                    (_, Some(why)) => format!("not checked: {why}"),
+                    (Some(e), None) => format!("{e} answers"),
+                    (None, None) => "ok".into(),
+                },
+            ),
         }
     }
     Ok(())
