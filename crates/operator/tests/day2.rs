@@ -277,6 +277,25 @@ async fn diff_is_empty_when_settled_and_shows_drift_and_spec_changes() {
     for secret in [MYSQL_PASSWORD, REDIS_PASSWORD, S3_SECRET, S3_ACCESS] {
         assert!(!out.contains(secret) && !err.contains(secret));
     }
+    // A resource that does not exist yet: itself and every object it would create.
+    let fresh = tmp("fresh.yaml");
+    std::fs::write(&fresh, CR.replace("{name: w}", "{name: fresh}")).unwrap();
+    let (code, out, err) = cli(&ns, &["diff", "-f", fresh.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("--- live/WeightsAndBiases/fresh (absent)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--- live/Deployment/fresh-app (absent)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("# Secret/fresh-mysql-connection: would be created"),
+        "{out}"
+    );
+    assert!(err.contains("without owner references"), "{err}");
+
     // The drift is not the controller's to fix while it is stopped; restart it to clean up.
     let running = start(&ns).await;
     running.finish(ns).await;
@@ -505,4 +524,88 @@ async fn doctor_passes_a_healthy_instance_and_names_each_problem_with_its_fix() 
             .any(|f| f["level"] == "error" && f["fix"].is_string())
     );
     running.finish(ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn doctor_checks_the_ingress_class_the_gateway_api_and_storage_a_resource_needs() {
+    let ns = wandb_testkit::namespace("day2-doctor-net").await;
+    common::install_crd(&ns.client()).await;
+    wandb_testkit::install_gateway_api(&ns.client())
+        .await
+        .expect("installing the Gateway API CRDs");
+    let suffix = wandb_testkit::random_suffix(6);
+    let (class, storage) = (format!("doctor-{suffix}"), format!("doctor-{suffix}"));
+    let cluster = ns.cluster();
+    let _guards = (
+        cluster.delete_on_drop::<k8s_openapi::api::networking::v1::IngressClass>(&class),
+        cluster.delete_on_drop::<k8s_openapi::api::storage::v1::StorageClass>(&storage),
+    );
+    ns.apply_yaml(&format!(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {class}}}\n\
+         spec: {{controller: example.com/doctor}}\n---\n\
+         apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: {storage}\n  \
+         annotations: {{storageclass.kubernetes.io/is-default-class: \"true\"}}\n\
+         provisioner: example.com/doctor\n"
+    ))
+    .await;
+    // Every service managed (volumes), on the built-in manifest.
+    let cr = |networking: &str| {
+        format!(
+            "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {{name: w}}\nspec:\n  \
+             wandb: {{hostname: https://w.example.com, version: \"0.84.0\", manifestRepository: \"builtin://\"}}\n  \
+             networking: {networking}\n"
+        )
+    };
+    let doctor = |yaml: String| {
+        let ns = &ns;
+        async move {
+            let file = tmp("w.yaml");
+            std::fs::write(&file, yaml).unwrap();
+            let op = format!("--operator-namespace={}", ns.name());
+            let (code, out, _) = cli(ns, &["doctor", "-f", file.to_str().unwrap(), &op]).await;
+            eprintln!("{out}");
+            (code, out)
+        }
+    };
+
+    let (code, out) = doctor(cr(&format!(
+        "{{mode: ingress, ingress: {{ingressClassName: {class}}}}}"
+    )))
+    .await;
+    assert_eq!(code, 1, "no operator runs in this namespace:\n{out}");
+    assert!(out.contains("[ERROR] operator: no operator pod"), "{out}");
+    assert!(
+        out.contains(&format!("[ok] networking: IngressClass {class} exists")),
+        "{out}"
+    );
+    assert!(
+        out.contains("[ok] storage: managed services' volumes use the default StorageClass"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[ok] upgrade: new installation of 0.84.0"),
+        "{out}"
+    );
+
+    let (_, out) = doctor(cr(
+        "{mode: ingress, ingress: {ingressClassName: nosuch-class}}",
+    ))
+    .await;
+    assert!(
+        out.contains(
+            "[ERROR] networking: IngressClass nosuch-class (spec.networking) does not exist"
+        ),
+        "{out}"
+    );
+
+    let (_, out) = doctor(cr(
+        "{mode: gateway, gatewayAPI: {gateway: {managed: true, gatewayClassName: eg}}}",
+    ))
+    .await;
+    assert!(
+        out.contains("[ok] networking: the cluster serves the Gateway API"),
+        "{out}"
+    );
+    ns.cleanup().await;
 }

@@ -285,9 +285,13 @@ async fn operator(cluster: &Cluster, args: &DoctorArgs, f: &mut Findings) {
         })
         .collect();
     if pods.is_empty() {
+        let place = match &args.operator_namespace {
+            Some(ns) => format!("namespace {ns}"),
+            None => "the cluster".into(),
+        };
         return f.error(
             CHECK,
-            "no operator pod (label app.kubernetes.io/name=wandb-operator) in the cluster",
+            format!("no operator pod (label app.kubernetes.io/name=wandb-operator) in {place}"),
             "install the operator (helm install wandb-operator charts/wandb-operator); an operator \
              running outside the cluster is not seen by this check",
         );
