@@ -262,6 +262,31 @@ async fn diff_is_empty_when_settled_and_shows_drift_and_spec_changes() {
         "only the drifted object:\n{out}"
     );
 
+    // A rotated MySQL password: the connection Secret would change (values not shown) and so
+    // would the inputs hash of the pods that read it.
+    let secrets: Api<Secret> = ns.api();
+    secrets
+        .patch(
+            "ext",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"mysql-password": "rotated-pw-Xc5nB8"}})),
+        )
+        .await
+        .unwrap();
+    let (code, out, err) = cli(&ns, &["diff", "w"]).await;
+    eprintln!("{out}{err}");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("--- live/Secret/w-mysql-connection"), "{out}");
+    assert!(changed(&out, '+', "password: REDACTED (changed)"), "{out}");
+    assert!(changed(&out, '+', "url: REDACTED (changed)"), "{out}");
+    assert!(changed(&out, ' ', "host: REDACTED"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with('+') && l.contains("apps.wandb.com/inputs-hash")),
+        "{out}"
+    );
+    assert!(!out.contains("rotated-pw-Xc5nB8") && !out.contains(MYSQL_PASSWORD));
+
     // A changed resource file: the resource itself and the objects it changes.
     let file = tmp("w.yaml");
     std::fs::write(&file, CR.replace("http://w.local", "http://w2.local")).unwrap();

@@ -8,8 +8,9 @@
 //! Like the controller: an existing Job is never re-applied (immutable), migration Jobs of a
 //! version whose migrations are recorded as done are not re-created, pod templates carry the
 //! inputs hash of the Secret data they read, and objects the instance owns but no longer renders
-//! show as deleted. Declared Secrets (generated credentials, connection Secrets) are composed by
-//! the controller: only their creation is shown, and a changed license copy.
+//! show as deleted. The Secrets the controller composes (connection Secrets, the license copy,
+//! the email sink) are composed here without writing (see [`super::compose`]): a rotated password
+//! shows as its connection Secret's changed keys and the pod templates whose inputs hash moves.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -22,9 +23,11 @@ use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::Value;
 use wandb_api::WeightsAndBiases;
-use wandb_engine::inputs_hash::{self, SecretDigests};
 use wandb_engine::{Built, Phase, SecretSource, names};
 
+use base64::Engine as _;
+
+use super::compose;
 use super::redact::REDACTED;
 use super::{Cluster, KubeArgs, ManifestArgs, fail};
 use crate::apply::{self, FIELD_MANAGER, KINDS, is_not_served};
@@ -119,7 +122,8 @@ pub async fn changes(
     };
     let manifest = args.manifest.load(&cr, Some(cluster)).await?;
     let mut built = super::plan(&cr, &manifest)?;
-    stamp_inputs(cluster, &mut built).await?;
+    let composed = compose::composed(&cluster.client, &cluster.namespace, &cr, &built).await?;
+    compose::stamp(&cluster.client, &cluster.namespace, &mut built, &composed).await?;
     let owner = live_cr.as_ref().and_then(|c| c.controller_owner_ref(&()));
     if owner.is_none() {
         notes.push(
@@ -183,7 +187,7 @@ pub async fn changes(
             out.push(c);
         }
     }
-    out.extend(declared_secrets(cluster, &cr, &built).await?);
+    out.extend(declared_secrets(cluster, &built, &composed).await?);
     out.extend(pruned(cluster, &cr.name_any(), &built).await?);
     Ok((out, notes))
 }
@@ -295,42 +299,12 @@ fn secret_markers(
     )
 }
 
-/// Reads the live data of every Secret the pod templates read (except generated credentials,
-/// which the controller does not hash) and stamps the inputs hash as the controller would.
-async fn stamp_inputs(cluster: &Cluster, built: &mut Built) -> Result<(), String> {
-    let generated: BTreeSet<&str> = built
-        .secrets
-        .iter()
-        .filter(|s| matches!(s.source, SecretSource::Generated { .. }))
-        .map(|s| s.name.as_str())
-        .collect();
-    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let mut known = SecretDigests::default();
-    for name in inputs_hash::secrets_read(&built.objects) {
-        if generated.contains(name.as_str()) {
-            continue;
-        }
-        let values = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| format!("reading Secret {name}: {e}"))?;
-        if let Some(s) = values {
-            let values = crate::user_secrets::values(s);
-            known.insert(
-                &name,
-                values.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
-            );
-        }
-    }
-    inputs_hash::stamp(&mut built.objects, &known);
-    Ok(())
-}
-
-/// Declared Secrets: a missing one would be created; the license copy changes with the spec.
+/// Declared Secrets: a missing one would be created; a composed one whose data would change is
+/// shown key by key, values redacted.
 async fn declared_secrets(
     cluster: &Cluster,
-    cr: &WeightsAndBiases,
     built: &Built,
+    composed: &compose::Composed,
 ) -> Result<Vec<Change>, String> {
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let mut out = Vec::new();
@@ -340,22 +314,30 @@ async fn declared_secrets(
             .get_opt(&s.name)
             .await
             .map_err(|e| format!("reading {what}: {e}"))?;
-        let note = match (&live, &s.source) {
-            (None, SecretSource::Generated { .. }) => "would be created with generated values",
-            (None, _) => "would be created (values composed by the operator, not shown)",
-            (Some(l), SecretSource::FromSpec { field }) if field == "spec.wandb.license" => {
-                let values = crate::user_secrets::values(l.clone());
-                let license = cr.spec.wandb.license.as_deref();
-                if license.is_none()
-                    || s.keys
-                        .iter()
-                        .all(|k| values.get(k).map(String::as_str) == license)
-                {
-                    continue;
-                }
-                "values would change (not shown)"
+        let next = composed.get(&s.name);
+        let note = match (&live, next, &s.source) {
+            (None, _, SecretSource::Generated { .. }) => "would be created with generated values",
+            (None, Some(_), _) => "would be created (values not shown)",
+            (None, None, _) => "not written until its inputs exist (status names what is missing)",
+            (Some(l), Some(data), _) => {
+                let as_secret = |data: Value| {
+                    serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": s.name}, "data": data})
+                };
+                let live_data = serde_json::to_value(&l.data).unwrap_or_default();
+                let next_data: serde_json::Map<String, Value> = data
+                    .iter()
+                    .map(|(k, v)| {
+                        let b64 = base64::engine::general_purpose::STANDARD.encode(v);
+                        (k.clone(), Value::String(b64))
+                    })
+                    .collect();
+                let before = as_secret(live_data);
+                let after = as_secret(Value::Object(next_data));
+                out.extend(change(&what, Some(&before), Some(&after)));
+                continue;
             }
-            (Some(_), _) => continue,
+            (Some(_), None, _) => continue,
         };
         out.push(Change {
             object: what.clone(),

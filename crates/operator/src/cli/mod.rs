@@ -4,6 +4,7 @@
 //! loading its server manifest and planning it with the engine, exactly as the controller does.
 
 pub mod bundle;
+pub mod compose;
 pub mod diff;
 pub mod doctor;
 pub mod images;
