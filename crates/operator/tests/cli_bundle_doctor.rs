@@ -15,6 +15,12 @@ use serde_json::{Value, json};
 
 use common::day2::*;
 
+/// An operator Deployment (kwok's node makes its pod Ready, runs nothing and has no logs).
+const FAKE_OPERATOR: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: wandb-operator, labels: {app.kubernetes.io/name: wandb-operator}}\nspec:\n  replicas: 1\n  \
+         selector: {matchLabels: {app.kubernetes.io/name: wandb-operator}}\n  template:\n    \
+         metadata: {labels: {app.kubernetes.io/name: wandb-operator}}\n    \
+         spec: {containers: [{name: operator, image: wandb-operator:test}]}\n";
+
 /// Every file of a `.tar.gz`.
 fn untar(path: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
     let gz = flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap());
@@ -129,6 +135,45 @@ async fn the_support_bundle_holds_everything_and_no_secret_value() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("refusing to write a bundle"), "{err}");
     assert!(!refused.exists());
+
+    // With an operator pod in the cluster: its Deployment is in the bundle, and what could not
+    // be read of it (kwok serves no logs, its pod no metrics) is said in the README.
+    ns.apply_yaml(FAKE_OPERATOR).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = ns.api();
+    wandb_testkit::wait_for("the operator pod", common::TIMEOUT, || async {
+        Ok(pods
+            .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=wandb-operator"))
+            .await?
+            .items
+            .pop())
+    })
+    .await;
+    let (code, _, err) = cli(
+        &ns,
+        &[
+            "support-bundle",
+            "w",
+            "-o",
+            out.to_str().unwrap(),
+            &format!("--operator-namespace={}", ns.name()),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let files = untar(&out);
+    let op = format!(
+        "wandb-support-w/operator/{}/deployment-wandb-operator.yaml",
+        ns.name()
+    );
+    assert!(files.contains_key(&op), "{:#?}", files.keys());
+    let readme = String::from_utf8(files["wandb-support-w/README.txt"].clone()).unwrap();
+    eprintln!("{readme}");
+    assert!(readme.contains("operator Lease"), "{readme}");
+    assert!(readme.contains("metrics of operator pod"), "{readme}");
+    assert!(
+        readme.contains("logs of operator pod") || files.keys().any(|k| k.ends_with(".log")),
+        "{readme}"
+    );
     for secret in [MYSQL_PASSWORD, REDIS_PASSWORD, S3_SECRET, S3_ACCESS] {
         assert!(
             files
@@ -147,13 +192,7 @@ async fn doctor_passes_a_healthy_instance_and_names_each_problem_with_its_fix() 
     let svc = services().await;
     let running = ready_instance(&ns, &svc).await;
     // An operator Deployment (kwok's node makes its pod Ready): what doctor looks for.
-    ns.apply_yaml(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: wandb-operator}\nspec:\n  replicas: 1\n  \
-         selector: {matchLabels: {app.kubernetes.io/name: wandb-operator}}\n  template:\n    \
-         metadata: {labels: {app.kubernetes.io/name: wandb-operator}}\n    \
-         spec: {containers: [{name: operator, image: wandb-operator:test}]}\n",
-    )
-    .await;
+    ns.apply_yaml(FAKE_OPERATOR).await;
     let op_ns = format!("--operator-namespace={}", ns.name());
     let (code, out, err) = wandb_testkit::wait_for(
         "doctor to see the operator pod Ready",

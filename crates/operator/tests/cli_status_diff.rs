@@ -105,6 +105,10 @@ async fn status_shows_a_ready_instance_and_why_another_is_not() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("/w: Ready"));
 
+    let (code, _, err) = cli(&ns, &["status", "w", "--context", "nosuch-context"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("nosuch-context"), "{err}");
+
     let (code, _, err) = cli(&ns, &["status", "nothere"]).await;
     assert_eq!(code, 2);
     assert!(err.contains("not found"), "{err}");

@@ -396,7 +396,15 @@ async fn metrics(cluster: &Cluster, pod: &Pod) -> Result<String, String> {
         .client
         .request_text(req)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| short(&e))
+}
+
+/// The API server's message of an error, without kube's debug dump of the status.
+fn short(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
 }
 
 fn readme(ns: &str, name: &str, f: &Files, redactor: &Redactor) -> String {
