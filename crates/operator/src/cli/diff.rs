@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use clap::Args;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::Value;
 use wandb_api::WeightsAndBiases;
@@ -106,6 +106,22 @@ pub async fn changes(
                 .get_opt(&cr.name_any())
                 .await
                 .map_err(|e| format!("reading WeightsAndBiases {}: {e}", cr.name_any()))?;
+            cr = match admitted(&wb, &cr, live.as_ref()).await {
+                Ok(stored) => stored,
+                Err(Admission::Refused(msg)) => {
+                    return Err(format!(
+                        "the API server would refuse {}: {msg}",
+                        file.display()
+                    ));
+                }
+                Err(Admission::Unknown(msg)) => {
+                    notes.push(format!(
+                        "the API server could not dry-run {} ({msg}); its defaults are not applied",
+                        file.display()
+                    ));
+                    cr
+                }
+            };
             out.extend(cr_change(&cr, live.as_ref()));
             if let Some(live) = &live {
                 // The live object's identity and status (migrations done, owner uid).
@@ -190,6 +206,42 @@ pub async fn changes(
     out.extend(declared_secrets(cluster, &built, &composed).await?);
     out.extend(pruned(cluster, &cr.name_any(), &built).await?);
     Ok((out, notes))
+}
+
+/// Why a dry-run of the resource gave no stored object.
+enum Admission {
+    /// Validation (schema, CEL rules including transition rules) refused it.
+    Refused(String),
+    /// The dry-run could not be made (e.g. the namespace does not exist yet).
+    Unknown(String),
+}
+
+/// The resource as the API server would store it (defaults applied, every rule checked): a
+/// dry-run create, or a dry-run replace of the live one's spec (its metadata kept, as only the
+/// spec is compared and planned).
+async fn admitted(
+    wb: &Api<WeightsAndBiases>,
+    cr: &WeightsAndBiases,
+    live: Option<&WeightsAndBiases>,
+) -> Result<WeightsAndBiases, Admission> {
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some("kubectl-wandb".into()),
+    };
+    let answer = match live {
+        None => wb.create(&params, cr).await,
+        Some(l) => {
+            let mut next = l.clone();
+            next.spec = cr.spec.clone();
+            next.status = None;
+            wb.replace(&cr.name_any(), &params, &next).await
+        }
+    };
+    answer.map_err(|e| match e {
+        kube::Error::Api(s) if s.code == 422 || s.code == 400 => Admission::Refused(s.message),
+        kube::Error::Api(s) => Admission::Unknown(s.message),
+        other => Admission::Unknown(other.to_string()),
+    })
 }
 
 /// The resource itself: created, or its spec changed.
