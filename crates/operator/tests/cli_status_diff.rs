@@ -80,6 +80,11 @@ async fn status_shows_a_ready_instance_and_why_another_is_not() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("NOT READY"), "{text}");
     assert!(text.contains("Secret nosuch not found"), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("mysql/default")
+            && l.contains("preflight not run (its connection Secret is not written)")),
+        "{text}"
+    );
 
     // As a kubectl plugin: kubectl finds `kubectl-wandb` on PATH and passes the arguments on.
     let dir = tmp("plugin");

@@ -181,11 +181,14 @@ pub async fn report(cluster: &Cluster, name: &str, events: usize) -> Result<Repo
     let mut services = Vec::new();
     for (kind, instances) in &status.infra {
         for (instance, s) in instances {
-            let endpoint = match &s.connection_secret {
+            // `None`: the connection Secret is not written (yet).
+            let endpoint: Option<String> = match &s.connection_secret {
                 Some(secret) => match secrets.get_opt(secret).await {
-                    Ok(Some(sec)) => crate::user_secrets::values(sec)
-                        .get("url")
-                        .map(|u| endpoint(u)),
+                    Ok(Some(sec)) => Some(
+                        crate::user_secrets::values(sec)
+                            .get("url")
+                            .map_or_else(|| "-".into(), |u| endpoint(u)),
+                    ),
                     Ok(None) => None,
                     Err(e) => Some(format!("unknown (cannot read Secret {secret}: {e})")),
                 },
@@ -193,6 +196,9 @@ pub async fn report(cluster: &Cluster, name: &str, events: usize) -> Result<Repo
             };
             let preflight = match (s.mode, s.state) {
                 (InfraMode::Managed, _) => None,
+                (InfraMode::External, _) if endpoint.is_none() => {
+                    Some("not run (its connection Secret is not written)".into())
+                }
                 (InfraMode::External, InfraState::Degraded) => Some(format!(
                     "failed: {}",
                     s.message
