@@ -140,6 +140,17 @@ pub async fn changes(
     let mut built = super::plan(&cr, &manifest)?;
     let composed = compose::composed(&cluster.client, &cluster.namespace, &cr, &built).await?;
     compose::stamp(&cluster.client, &cluster.namespace, &mut built, &composed).await?;
+    if live_cr
+        .as_ref()
+        .is_some_and(|c| !c.status.as_ref().is_some_and(|s| s.ready))
+    {
+        notes.push(
+            "the instance is not Ready: migrations, applications and networking are applied as \
+             their gates open (backing services ready, migrations done), not all at the next \
+             reconcile; `status` says which gate is closed"
+                .into(),
+        );
+    }
     let owner = live_cr.as_ref().and_then(|c| c.controller_owner_ref(&()));
     if owner.is_none() {
         notes.push(
