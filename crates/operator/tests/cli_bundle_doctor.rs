@@ -216,6 +216,54 @@ async fn doctor_passes_a_healthy_instance_and_names_each_problem_with_its_fix() 
         "{out}"
     );
 
+    // Leader election: a Lease nobody renews is an error; one the operator pod renews is fine.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = ns.api();
+    let lease = |holder: &str, renewed: k8s_openapi::jiff::Timestamp| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "wandb-operator-leader"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(renewed)}})
+    };
+    let hour_ago =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(3600);
+    let apply = PatchParams::apply("test").force();
+    leases
+        .patch(
+            "wandb-operator-leader",
+            &apply,
+            &Patch::Apply(lease("gone-pod", hour_ago)),
+        )
+        .await
+        .unwrap();
+    let (code, out, _) = cli(&ns, &["doctor", "w", &op_ns]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("is not being renewed: no replica leads"),
+        "{out}"
+    );
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = ns.api();
+    let pod = pods
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=wandb-operator"))
+        .await
+        .unwrap()
+        .items
+        .remove(0)
+        .metadata
+        .name
+        .unwrap();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    leases
+        .patch(
+            "wandb-operator-leader",
+            &apply,
+            &Patch::Apply(lease(&pod, now)),
+        )
+        .await
+        .unwrap();
+    let (code, out, _) = cli(&ns, &["doctor", "w", &op_ns]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{pod} leads")), "{out}");
+
     // A file with a missing key, an unreachable Redis and a downgrade.
     let secrets: Api<Secret> = ns.api();
     secrets
