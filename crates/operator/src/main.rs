@@ -1,4 +1,6 @@
-//! `wandb-operator`: the controller and its offline tools.
+//! `wandb-operator`: the controller, its offline tools and the Day-2 commands. Installed (or
+//! linked) as `kubectl-wandb` it is a kubectl plugin: `kubectl wandb status X` runs
+//! `kubectl-wandb status X`, and help and errors then say `kubectl wandb`.
 
 mod check_cmd;
 mod render_cmd;
@@ -6,7 +8,8 @@ mod run_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use wandb_operator::cli;
 
 #[derive(Parser)]
 #[command(
@@ -30,10 +33,39 @@ enum Command {
     Render(render_cmd::RenderArgs),
     /// Run the controller against the cluster of the current kubeconfig or service account.
     Run(run_cmd::RunArgs),
+    /// One screen on an instance: Ready or why not, versions, URL, components, backing
+    /// services, migrations, recent warnings. Exit 0 when Ready, 1 when not.
+    Status(cli::status::StatusArgs),
+    /// What applying a resource (or the next reconcile of a live one) would change, as unified
+    /// diffs from a server-side dry-run. Exit 0 when nothing would change, 1 when something would.
+    Diff(cli::diff::DiffArgs),
+    /// Write a redacted archive of everything needed to debug an instance.
+    SupportBundle(cli::bundle::BundleArgs),
+    /// Every container image an instance would run, for mirroring (offline).
+    Images(cli::images::ImagesArgs),
+    /// Checks before an install or upgrade, each finding with its fix. Exit 1 on any error.
+    Doctor(cli::doctor::DoctorArgs),
+}
+
+/// The name to show in help and errors: `kubectl wandb` when run as the kubectl plugin.
+fn display_name() -> Option<&'static str> {
+    let arg0 = std::env::args_os().next()?;
+    let base = std::path::Path::new(&arg0)
+        .file_stem()?
+        .to_string_lossy()
+        .into_owned();
+    (base == "kubectl-wandb").then_some("kubectl wandb")
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut command = Cli::command();
+    if let Some(name) = display_name() {
+        command = command.name(name).bin_name(name);
+    }
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Crd => {
             print!("{}", wandb_api::crd_yaml());
@@ -42,5 +74,10 @@ fn main() -> ExitCode {
         Command::Check(args) => check_cmd::run(&args),
         Command::Render(args) => render_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
+        Command::Status(args) => cli::status::run(&args),
+        Command::Diff(args) => cli::diff::run(&args),
+        Command::SupportBundle(args) => cli::bundle::run(&args),
+        Command::Images(args) => cli::images::run(&args),
+        Command::Doctor(args) => cli::doctor::run(&args),
     }
 }

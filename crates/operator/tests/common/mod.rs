@@ -2,6 +2,7 @@
 //! condition lookups.
 #![allow(dead_code)]
 
+pub mod day2;
 pub mod keys;
 pub mod oci;
 
