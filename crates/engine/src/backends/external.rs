@@ -49,6 +49,7 @@ impl Backend for External {
             self.kind,
             &self.instance,
             Mode::External,
+            ctx.inst.retention,
         )]
     }
     fn plan(&self, ctx: &InfraContext) -> InfraPlan {

@@ -184,6 +184,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             retain: true,
             shared: gs.use_exact_name,
             manifest_name: Some(gs.name.clone()),
+            on_delete: inst.retention,
         });
     }
     if ctx.cr.spec.wandb.license.is_some() && ctx.cr.spec.wandb.license_secret.is_none() {
@@ -196,6 +197,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             retain: false,
             shared: false,
             manifest_name: None,
+            on_delete: inst.retention,
         });
     }
     let smtp = ctx
@@ -214,6 +216,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             retain: false,
             shared: false,
             manifest_name: None,
+            on_delete: inst.retention,
         });
     }
     // Backing services: connection Secrets and generated credentials.

@@ -10,7 +10,7 @@ pub mod pod_needs;
 pub mod status;
 pub mod versions;
 
-pub use gates::{Gates, JobState, MigrationFact, MigrationGate, migration_gate};
+pub use gates::{Gates, JobState, MigrationFact, MigrationGate, finished_jobs, migration_gate};
 pub use status::{
     DeploymentFact, Facts, Failure, FailureKind, InfraFact, ManifestProblem, MissingSecret,
     Transition, compute, transitions,

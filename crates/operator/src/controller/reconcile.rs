@@ -17,8 +17,8 @@ use wandb_engine::Phase;
 use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
 
 use wandb_engine::decide::{
-    self, Facts, Failure, FailureKind, Gates, JobState, ManifestProblem, MigrationGate,
-    MissingSecret, Transition, migration_gate,
+    self, Facts, Failure, FailureKind, Gates, ManifestProblem, MigrationGate, MissingSecret,
+    Transition, migration_gate,
 };
 
 use super::{Context, Error, cleanup, phases};
@@ -357,15 +357,9 @@ async fn pass(
         .await
         .doing(|| "reading the migration Jobs".into())?;
     let last_success = last_success.as_deref();
-    facts.infra = observe::infra(applier, &built.infra)
+    facts.infra = observe::infra(applier, &built.infra, &facts.missing_secrets, &unreachable)
         .await
         .doing(|| "reading the backing services".into())?;
-    for f in &mut facts.infra {
-        f.preflight = unreachable
-            .iter()
-            .find(|(k, i, _)| *k == f.kind && *i == f.instance)
-            .map(|(_, _, p)| p.clone());
-    }
     let infra_ready = facts.infra_ready();
     let gates = Gates {
         infra_ready,
@@ -373,7 +367,7 @@ async fn pass(
     };
 
     // 5. Apply, phase by phase; the objects of one phase concurrently.
-    let applied = phases::apply(cr, applier, &built.objects, &gates, &jobs, &owner).await?;
+    let applied = phases::apply(applier, &built.objects, &gates, &jobs, &owner).await?;
     facts.gateway_api_missing = applied.gateway_api_missing;
 
     // 6. Prune what this instance owns but no longer renders.
@@ -414,13 +408,11 @@ async fn pass(
         .map_err(status_failed)?;
 
     // 8. Migrations recorded as succeeded: their finished Jobs can go.
-    if gates.migrations == MigrationGate::AllComplete {
-        for j in jobs.iter().filter(|j| j.state == JobState::Complete) {
-            applier
-                .delete("batch/v1", "Job", &j.job)
-                .await
-                .doing(|| format!("deleting the finished migration Job {}", j.job))?;
-        }
+    for job in decide::finished_jobs(&gates.migrations, &jobs) {
+        applier
+            .delete("batch/v1", "Job", job)
+            .await
+            .doing(|| format!("deleting the finished migration Job {job}"))?;
     }
 
     let stalled = matches!(gates.migrations, MigrationGate::Failed { .. })

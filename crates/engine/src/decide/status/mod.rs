@@ -539,6 +539,19 @@ fn infra_map(f: &Facts) -> BTreeMap<String, BTreeMap<String, InfraStatus>> {
             .iter()
             .find(|m| m.name == i.connection_secret);
         let (ready, state, message) = match &i.readiness {
+            // Why its connection is not published says more than "not written yet".
+            Readiness::Progressing(_)
+                if let Some(MissingSecret { why: Some(why), .. }) = conn_missing =>
+            {
+                (
+                    false,
+                    InfraState::Pending,
+                    Some(format!(
+                        "connection Secret {} is not written: {why}",
+                        i.connection_secret
+                    )),
+                )
+            }
             Readiness::Failed(m) => (false, InfraState::Error, Some(m.clone())),
             Readiness::Progressing(m) => (false, InfraState::Pending, Some(m.clone())),
             Readiness::Ready if let Some(missing) = conn_missing => (
