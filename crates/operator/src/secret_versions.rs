@@ -20,6 +20,9 @@ use crate::user_secrets::SecretValues;
 /// `(namespace, name)`.
 type Key = (String, String);
 
+/// The metadata store of one watched namespace scope (`None`: every namespace).
+pub type ScopedStore = (Option<String>, Store<PartialObjectMeta<Secret>>);
+
 /// What the watch says about a Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
@@ -33,13 +36,13 @@ pub enum Seen {
 #[derive(Clone, Default)]
 pub struct SecretVersions {
     /// One store per watched namespace scope (`None`: every namespace).
-    stores: Arc<Mutex<Vec<(Option<String>, Store<PartialObjectMeta<Secret>>)>>>,
+    stores: Arc<Mutex<Vec<ScopedStore>>>,
     values: Arc<Mutex<HashMap<Key, (String, SecretValues)>>>,
 }
 
 impl SecretVersions {
     /// Replaces the watch stores (the controller restarts its watches as a whole).
-    pub fn set_stores(&self, stores: Vec<(Option<String>, Store<PartialObjectMeta<Secret>>)>) {
+    pub fn set_stores(&self, stores: Vec<ScopedStore>) {
         *self.stores.lock().expect("not poisoned") = stores;
     }
 

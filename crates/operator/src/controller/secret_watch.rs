@@ -125,7 +125,7 @@ pub fn watch(
     client: &Client,
     ns: Option<&str>,
     ctx: std::sync::Arc<super::Context>,
-    stores: &mut Vec<(Option<String>, Store<PartialObjectMeta<Secret>>)>,
+    stores: &mut Vec<crate::secret_versions::ScopedStore>,
 ) -> Controller<WeightsAndBiases> {
     // Metadata-only lists and watches. The store keeps names and versions for the readers
     // (crate::secret_versions); everything else is dropped as it arrives.
