@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::{Controller, WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt};
 use wandb_api::WeightsAndBiases;
