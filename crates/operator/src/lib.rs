@@ -6,6 +6,7 @@ pub mod api_requests;
 pub mod apply;
 pub mod connections;
 pub mod controller;
+pub mod convert;
 pub mod email_sink;
 pub mod gates;
 pub mod issuer;
