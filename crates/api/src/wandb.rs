@@ -30,7 +30,8 @@ pub struct WandbAppSpec {
     pub version: String,
 
     /// Where server manifests are read: `oci://registry/repo`, `file:///dir` or `builtin://`.
-    /// Defaults to W&B's public registry (or `global.imageRegistry`).
+    /// Unset: the operator's `--default-manifest-repository` if given, else (as the official
+    /// operator) `oci://<spec.global.imageRegistry or us-docker.pkg.dev/wandb-production/public>/wandb/server-manifest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     #[x_kube(validation = Rule::new("self.startsWith('oci://') || self.startsWith('file://') || self.startsWith('builtin://') || !self.contains('://')").message("spec.wandb.manifestRepository must start with oci://, file:// or builtin:// (http(s) is not supported)"))]

@@ -64,14 +64,10 @@ pub struct RunArgs {
     )]
     pub insecure_registries: Vec<String>,
     /// Manifest location for instances that leave `spec.wandb.manifestRepository` unset:
-    /// `builtin://` (default), `file://DIR` or `oci://REPOSITORY` (e.g. a mirror of W&B's
-    /// `us-docker.pkg.dev/wandb-production/public/wandb/server-manifest`).
-    #[arg(
-        long,
-        default_value = "builtin://",
-        env = "WANDB_OPERATOR_DEFAULT_MANIFEST_REPOSITORY"
-    )]
-    pub default_manifest_repository: String,
+    /// `builtin://`, `file://DIR` or `oci://REPOSITORY`. Unset: as the official operator,
+    /// `oci://<spec.global.imageRegistry or us-docker.pkg.dev/wandb-production/public>/wandb/server-manifest`.
+    #[arg(long, env = "WANDB_OPERATOR_DEFAULT_MANIFEST_REPOSITORY")]
+    pub default_manifest_repository: Option<String>,
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -111,8 +107,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
 
 async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
     // A typo here would stall every instance without a manifestRepository: refuse to start.
-    wandb_manifest::ManifestLocation::parse(&args.default_manifest_repository)
-        .map_err(|e| format!("--default-manifest-repository: {e}"))?;
+    if let Some(l) = &args.default_manifest_repository {
+        wandb_manifest::ManifestLocation::parse(l)
+            .map_err(|e| format!("--default-manifest-repository: {e}"))?;
+    }
     let metrics_addr = admin::parse_bind(&args.metrics_bind_address)?;
     let health_addr = admin::parse_bind(&args.health_probe_bind_address)?;
     // kube is built with rustls + aws-lc-rs only, so rustls picks that provider by itself.

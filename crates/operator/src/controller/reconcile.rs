@@ -151,13 +151,7 @@ async fn apply_inner(
     ctx.secret_index.add(cr, pod_inputs::watched(cr, None));
 
     // 1. Manifest.
-    let (location, field) = match &cr.spec.wandb.manifest_repository {
-        Some(l) => (l.clone(), "spec.wandb.manifestRepository"),
-        None => (
-            ctx.default_manifest.clone(),
-            "the default manifest (spec.wandb.manifestRepository is unset)",
-        ),
-    };
+    let (location, field) = crate::manifests::location_for(cr, ctx.default_manifest.as_deref());
     let manifest = match load_manifest(cr, ctx, field, &location, &version).await {
         Ok(m) => m,
         Err(p) => {
