@@ -23,6 +23,10 @@ pub enum ConditionType {
     /// document is readable as the apps read it (reported, not gating Ready; absent when
     /// `spec.wandb.internalServiceAuth.enabled` is false).
     InternalServiceAuth,
+    /// The resource was created as `apps.wandb.com/v1` (operator-wandb chart values): True when
+    /// every value was carried over, False naming the v1 value paths that were not (reported,
+    /// not gating Ready; absent for resources created as v2).
+    V1ValuesMapped,
 }
 
 impl ConditionType {
@@ -36,6 +40,7 @@ impl ConditionType {
             ConditionType::MigrationsComplete => "MigrationsComplete",
             ConditionType::ApplicationsReady => "ApplicationsReady",
             ConditionType::InternalServiceAuth => "InternalServiceAuth",
+            ConditionType::V1ValuesMapped => "V1ValuesMapped",
         }
     }
 }
@@ -58,6 +63,10 @@ impl Reason {
     pub const APPLICATIONS_NOT_READY: &'static str = "ApplicationsNotReady";
     /// `networking.mode: gateway` in a cluster without the Gateway API CRDs.
     pub const GATEWAY_API_MISSING: &'static str = "GatewayAPIMissing";
+    /// Every v1 value was carried over to v2.
+    pub const CONVERSION_COMPLETE: &'static str = "ConversionComplete";
+    /// Some v1 values were not carried over (the message names their paths).
+    pub const CONVERSION_INCOMPLETE: &'static str = "ConversionIncomplete";
     pub const AS_EXPECTED: &'static str = "AsExpected";
     /// Clients without credentials may not read the in-cluster issuer's discovery document.
     pub const ISSUER_DISCOVERY_FORBIDDEN: &'static str = "IssuerDiscoveryForbidden";

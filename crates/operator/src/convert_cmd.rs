@@ -76,7 +76,7 @@ pub fn convert_text(text: &str) -> Result<Converted, String> {
 fn to_yaml(c: &Converted, show_secrets: bool) -> String {
     let mut out = serde_saphyr::to_string(&c.v2).expect("the v2 resource serializes");
     if !c.secret_data.is_empty() {
-        let mut secret = convert::conversion_secret(&c.v2, &c.secret_data);
+        let mut secret = convert::conversion_secret(&c.v2, &c.secret_data, true);
         if !show_secrets {
             for v in secret.data.iter_mut().flat_map(|d| d.values_mut()) {
                 *v = ByteString(b"<redacted>".to_vec());

@@ -21,3 +21,4 @@ pub mod secrets;
 pub mod status;
 pub mod telemetry;
 pub mod user_secrets;
+pub mod webhook;

@@ -35,9 +35,11 @@ pub struct WeightsAndBiasesV1Spec {
     pub values: Option<serde_json::Value>,
 }
 
-/// The v1 status, derived from the v2 status on conversion.
+/// The v1 status: the v2 status as is (so that the API server's v2 -> v1 -> v2 round trips keep
+/// it) plus the v1 operator's `phase`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct WeightsAndBiasesV1Status {
     /// `Completed` when Ready, else `Loading`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +47,10 @@ pub struct WeightsAndBiasesV1Status {
     /// The running W&B version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The rest of the v2 status.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 fn free_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

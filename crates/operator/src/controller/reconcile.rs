@@ -144,7 +144,11 @@ async fn apply_inner(
         gateway_api_missing: false,
         email_sink: None,
         internal_auth: None,
+        v1_conversion: crate::convert::report::of(cr),
     };
+    if let Some(note) = crate::convert::report::news(facts.v1_conversion.as_ref(), &prev) {
+        publish_warning(ctx, cr, wandb_api::Reason::CONVERSION_INCOMPLETE, &note).await;
+    }
 
     // The user's Secrets are watched from the start, so that creating a missing one or fixing a
     // key is acted on at once, even while the instance waits for it (or for its manifest).

@@ -18,6 +18,7 @@
 mod app;
 mod env;
 pub mod redact;
+pub mod report;
 mod services;
 #[cfg(test)]
 mod tests;
@@ -113,8 +114,10 @@ pub fn to_v2(v1: &Value) -> Converted {
         .and_then(|s| serde_json::from_str::<WeightsAndBiasesSpec>(&s).ok())
     {
         strip(&mut annotations);
+        let mut v2 = v2_object(meta, annotations, v2_spec);
+        v2.status = v2_status(v1);
         return Converted {
-            v2: v2_object(meta, annotations, v2_spec),
+            v2,
             secret_data: BTreeMap::new(),
             findings: vec![],
         };
@@ -179,8 +182,10 @@ pub fn to_v2(v1: &Value) -> Converted {
             serde_json::to_string(&findings).expect("serializable"),
         );
     }
+    let mut v2 = v2_object(meta, annotations, v2_spec);
+    v2.status = v2_status(v1);
     Converted {
-        v2: v2_object(meta, annotations, v2_spec),
+        v2,
         secret_data: data,
         findings,
     }
@@ -270,7 +275,7 @@ pub fn to_v1(v2: &Value, secret_data: Option<&BTreeMap<String, String>>) -> (Val
     (out, missing)
 }
 
-/// v1 status: `phase` Completed when Ready, else Loading; `version` the running version.
+/// v1 status: the v2 status, plus `phase` Completed when Ready, else Loading.
 fn v1_status(v2: &Value) -> Value {
     let ready = v2
         .get("conditions")
@@ -280,32 +285,58 @@ fn v1_status(v2: &Value) -> Value {
                 c.get("type") == Some(&json!("Ready")) && c.get("status") == Some(&json!("True"))
             })
         });
-    let mut s = json!({"phase": if ready { "Completed" } else { "Loading" }});
-    if let Some(v) = v2.get("version") {
-        s["version"] = v.clone();
+    let mut s = v2.clone();
+    if let Some(m) = s.as_object_mut() {
+        m.insert(
+            "phase".into(),
+            json!(if ready { "Completed" } else { "Loading" }),
+        );
     }
     s
 }
 
-/// The conversion Secret for a converted resource: owned by it (when the API server sent its
-/// uid), so it goes with the resource.
-pub fn conversion_secret(v2: &WeightsAndBiases, data: &BTreeMap<String, String>) -> Secret {
+/// The v2 status inside a v1 one (what [`v1_status`] wrote); a status written by the v1
+/// operator (only phase and version) has none.
+fn v2_status(v1: &Value) -> Option<wandb_api::WeightsAndBiasesStatus> {
+    let mut s = v1.get("status")?.clone();
+    let m = s.as_object_mut()?;
+    m.get("ready")?;
+    m.remove("phase");
+    serde_json::from_value(s).ok()
+}
+
+/// The conversion Secret for a converted resource, owned by it when `owned` (and the API server
+/// sent its uid), so it goes with the resource. The webhook writes it unowned first: during a
+/// create the resource is converted before it is stored, and the garbage collector deletes a
+/// dependent whose owner it cannot find.
+pub fn conversion_secret(
+    v2: &WeightsAndBiases,
+    data: &BTreeMap<String, String>,
+    owned: bool,
+) -> Secret {
     let name = v2.metadata.name.clone().unwrap_or_default();
-    let owner = v2.metadata.uid.as_ref().map(|uid| OwnerReference {
-        api_version: "apps.wandb.com/v2".into(),
-        kind: "WeightsAndBiases".into(),
-        name: name.clone(),
-        uid: uid.clone(),
-        ..Default::default()
-    });
+    let owner = v2
+        .metadata
+        .uid
+        .as_ref()
+        .filter(|_| owned)
+        .map(|uid| OwnerReference {
+            api_version: "apps.wandb.com/v2".into(),
+            kind: "WeightsAndBiases".into(),
+            name: name.clone(),
+            uid: uid.clone(),
+            ..Default::default()
+        });
     Secret {
         metadata: ObjectMeta {
             name: Some(secret_name(&name)),
             namespace: v2.metadata.namespace.clone(),
+            // Not `managed-by: wandb-operator`: the controller prunes what it does not render
+            // by that label, and this Secret is the webhook's, an input like a user's Secret.
             labels: Some(BTreeMap::from([
                 (
                     "app.kubernetes.io/managed-by".into(),
-                    "wandb-operator".into(),
+                    "wandb-operator-conversion".into(),
                 ),
                 ("app.kubernetes.io/instance".into(), name.clone()),
                 ("app.kubernetes.io/component".into(), "v1-values".into()),

@@ -545,23 +545,30 @@ fn a_v2_resource_survives_a_v1_read_modify_write() {
         "apiVersion": "apps.wandb.com/v2", "kind": "WeightsAndBiases",
         "metadata": {"name": "w", "namespace": "n"},
         "spec": {"wandb": {"hostname": "https://w.example.com", "version": "0.84.0"}, "size": "dev"},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}], "version": "0.84.0"},
+        "status": {"ready": true, "conditions": [{"type": "Ready", "status": "True", "reason": "R",
+                   "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}], "version": "0.84.0"},
     });
     let (as_v1, _) = to_v1(&v2, None);
     assert_eq!(as_v1["spec"], json!({}));
-    assert_eq!(
-        as_v1["status"],
-        json!({"phase": "Completed", "version": "0.84.0"})
-    );
+    assert_eq!(as_v1["status"]["phase"], "Completed");
+    assert_eq!(as_v1["status"]["version"], "0.84.0");
     let back = serde_json::to_value(to_v2(&as_v1).v2).unwrap();
     assert_eq!(back["spec"], v2["spec"]);
+    assert_eq!(
+        back["status"], v2["status"],
+        "the status survives v2 -> v1 -> v2"
+    );
+    // A status the v1 operator wrote has no v2 status in it.
+    let mut official = as_v1.clone();
+    official["status"] = json!({"phase": "Completed", "version": "0.84.0"});
+    assert!(to_v2(&official).v2.status.is_none());
     assert!(back["metadata"].get("annotations").is_none());
 }
 
 #[test]
 fn conversion_secret_is_owned_by_the_resource() {
     let c = convert(json!({"global": {"license": "L"}}));
-    let s = conversion_secret(&c.v2, &c.secret_data);
+    let s = conversion_secret(&c.v2, &c.secret_data, true);
     assert_eq!(s.metadata.name.as_deref(), Some("wandb-v1-values"));
     assert_eq!(s.metadata.owner_references.unwrap()[0].uid, "u-1");
     assert_eq!(s.data.unwrap()["values.global.license"].0, b"L");

@@ -91,6 +91,8 @@ pub struct Facts {
     pub email_sink: Option<SecretKeySelector>,
     /// The issuer check of internal service auth; `None` when it is disabled.
     pub internal_auth: Option<crate::issuer::IssuerCheck>,
+    /// How a resource created as v1 was converted; `None` for one created as v2.
+    pub v1_conversion: Option<crate::convert::report::Report>,
 }
 
 impl Facts {
@@ -287,6 +289,19 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             now,
         ),
         None => c.retain(|x| x.type_ != ConditionType::InternalServiceAuth.as_str()),
+    }
+    // v1 conversion: reported, not gating.
+    match &f.v1_conversion {
+        Some(r) => set_condition(
+            c,
+            ConditionType::V1ValuesMapped,
+            r.complete,
+            r.reason,
+            &r.message,
+            g,
+            now,
+        ),
+        None => c.retain(|x| x.type_ != ConditionType::V1ValuesMapped.as_str()),
     }
 
     // Applications.

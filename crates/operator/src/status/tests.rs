@@ -39,6 +39,7 @@ fn facts() -> Facts {
         generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
         gateway_api_missing: false,
         internal_auth: None,
+        v1_conversion: None,
     }
 }
 
