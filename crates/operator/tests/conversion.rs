@@ -327,4 +327,19 @@ async fn v1_resource_converts_reconciles_reads_back_and_survives_certificate_rot
     assert_eq!(back.data["spec"], spec);
     wait_ready(&wb, name).await;
     running.finish(ns).await;
+    drop(webhook);
+    // Leave the CRD as shipped (its Service), not pointing at this process.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client);
+    crds.patch(
+        webhook::CRD_NAME,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"conversion": {"webhook": {"clientConfig": {
+            "url": null, "caBundle": null,
+            "service": {"name": wandb_api::WEBHOOK_SERVICE_NAME, "namespace": wandb_api::WEBHOOK_SERVICE_NAMESPACE,
+                        "path": wandb_api::CONVERSION_PATH, "port": 443},
+        }}}}})),
+    )
+    .await
+    .expect("restore the CRD's conversion");
 }
