@@ -3,6 +3,7 @@
 mod app;
 mod migration;
 mod networking;
+pub mod overrides;
 pub(crate) mod pod;
 mod probes;
 mod rbac;
@@ -135,6 +136,9 @@ pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
     if inst.networking == NetworkingMode::Gateway {
         objects.extend(networking::gateway_api(ctx, &mut ctx.warnings.borrow_mut()));
     }
+    ctx.warnings
+        .borrow_mut()
+        .extend(overrides::unknown_keys(ctx.cr, ctx.manifest));
     if !errors.is_empty() {
         return Err(errors);
     }

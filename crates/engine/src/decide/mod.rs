@@ -16,6 +16,15 @@ pub use status::{
     Transition, compute, transitions,
 };
 
+/// How a resource created as `apps.wandb.com/v1` was converted, for the `V1ValuesMapped`
+/// condition (reported, never gating Ready).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversionReport {
+    pub complete: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
 /// What the check of internal service auth's token issuer found, for the `InternalServiceAuth`
 /// condition (reported, never gating Ready).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -93,6 +93,7 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
         pod_inputs_missing: vec![],
         creation_failures: vec![],
         paused: false,
+        v1_conversion: crate::convert::report::of(&cr),
     };
     let result = match pass(&cr, &ctx, &applier, &mut facts).await {
         Ok(action) => Ok(action),
@@ -236,19 +237,17 @@ async fn pass(
     ) {
         return Err(refused);
     }
+    // A resource created as v1 whose values were not all carried over: said once per change.
+    if let Some(note) = crate::convert::report::news(facts.v1_conversion.as_ref(), &prev) {
+        publish_warning(ctx, cr, wandb_api::Reason::CONVERSION_INCOMPLETE, &note).await;
+    }
 
     // The user's Secrets are watched from the start, so that creating a missing one or fixing a
     // key is acted on at once, even while the instance waits for it (or for its manifest).
     ctx.secret_index.add(cr, pod_inputs::watched(cr, None));
 
     // 1. Manifest.
-    let (location, field) = match &cr.spec.wandb.manifest_repository {
-        Some(l) => (l.clone(), "spec.wandb.manifestRepository"),
-        None => (
-            ctx.default_manifest.clone(),
-            "the default manifest (spec.wandb.manifestRepository is unset)",
-        ),
-    };
+    let (location, field) = crate::manifests::location_for(cr, ctx.default_manifest.as_deref());
     let manifest = match load_manifest(cr, ctx, field, &location, &version).await {
         Ok(m) => m,
         Err(p) => {

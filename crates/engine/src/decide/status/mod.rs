@@ -148,6 +148,8 @@ pub struct Facts {
     pub creation_failures: Vec<String>,
     /// The `apps.wandb.com/paused` annotation: nothing was observed or written.
     pub paused: bool,
+    /// How a resource created as v1 was converted; `None` for one created as v2.
+    pub v1_conversion: Option<super::ConversionReport>,
 }
 
 impl Facts {
@@ -382,6 +384,19 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             now,
         ),
         None => c.retain(|x| x.type_ != ConditionType::InternalServiceAuth.as_str()),
+    }
+    // v1 conversion: reported, not gating.
+    match &f.v1_conversion {
+        Some(r) => set_condition(
+            c,
+            ConditionType::V1ValuesMapped,
+            r.complete,
+            r.reason,
+            &r.message,
+            g,
+            now,
+        ),
+        None => c.retain(|x| x.type_ != ConditionType::V1ValuesMapped.as_str()),
     }
 
     // Applications.
