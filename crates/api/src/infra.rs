@@ -110,21 +110,31 @@ pub struct ManagedMySql {
     pub config: Option<ManagedConfig>,
 }
 
-/// External MySQL connection, from Secret keys.
+/// External MySQL connection, from Secret keys: a `url`, or host, database, username and
+/// password (fields given beside a `url` override its parts).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.url) || (has(self.host) && has(self.database) && has(self.username) && has(self.password))").message("externalMysql needs url, or host, database, username and password"))]
 pub struct ExternalMySql {
+    /// A whole connection URL, `mysql://user:password@host:port/database[?tls=...]` (user and
+    /// password percent-encoded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretKeySelector>,
     /// Host name.
-    pub host: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<SecretKeySelector>,
     /// Port (default 3306).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<SecretKeySelector>,
     /// Database name.
-    pub database: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<SecretKeySelector>,
     /// User name.
-    pub username: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<SecretKeySelector>,
     /// Password.
-    pub password: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretKeySelector>,
     /// TLS mode: `true`, `false`, `skip-verify`, `preferred` (or `custom` with sslCa).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<SecretKeySelector>,

@@ -86,11 +86,12 @@ fn mysql(v: &Values, name: &str) -> Option<MySqlSpec> {
     Some(MySqlSpec {
         managed_mysql: None,
         external_mysql: Some(ExternalMySql {
-            host,
+            url: None,
+            host: Some(host),
             port,
-            database,
-            username,
-            password,
+            database: Some(database),
+            username: Some(username),
+            password: Some(password),
             tls,
             ssl_ca,
             ssl_cert: None,

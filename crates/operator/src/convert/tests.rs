@@ -200,8 +200,8 @@ fn external_mysql_literals_go_to_the_conversion_secret() {
             .unwrap()
             .external_mysql
             .unwrap();
-    assert_eq!(m.host, ours("values.global.mysql.host"));
-    assert_eq!(m.password, ours("values.global.mysql.password"));
+    assert_eq!(m.host, Some(ours("values.global.mysql.host")));
+    assert_eq!(m.password, Some(ours("values.global.mysql.password")));
     assert_eq!(m.ssl_ca, Some(ours("values.global.mysql.caCert")));
     assert_eq!(c.secret_data["values.global.mysql.host"], "db.example.com");
     assert_eq!(c.secret_data["values.global.mysql.port"], "3306");
@@ -228,10 +228,10 @@ fn external_mysql_from_value_from_and_password_secret() {
             .unwrap()
             .external_mysql
             .unwrap();
-    assert_eq!(m.host, sel("db", "host"));
-    assert_eq!(m.username, sel("db", "user"));
-    assert_eq!(m.password, sel("db", "pw"));
-    assert_eq!(m.database, ours("values.global.mysql.database"));
+    assert_eq!(m.host, Some(sel("db", "host")));
+    assert_eq!(m.username, Some(sel("db", "user")));
+    assert_eq!(m.password, Some(sel("db", "pw")));
+    assert_eq!(m.database, Some(ours("values.global.mysql.database")));
     assert_eq!(c.secret_data["values.global.mysql.database"], "wandb_local");
 }
 
@@ -242,7 +242,7 @@ fn chart_installed_mysql_and_redis_are_reconnected_not_replaced() {
     assert!(m.managed_mysql.is_none());
     let m = m.external_mysql.unwrap();
     assert_eq!(c.secret_data["values.global.mysql.host"], "wandb-mysql");
-    assert_eq!(m.password, sel("wandb-mysql", "MYSQL_PASSWORD"));
+    assert_eq!(m.password, Some(sel("wandb-mysql", "MYSQL_PASSWORD")));
     // redis.install defaults to true in the chart.
     let r = c.v2.spec.redis.clone().unwrap().remove("default").unwrap();
     assert!(r.managed_redis.is_none());
