@@ -1,0 +1,84 @@
+//! Retention of upgrade backup Jobs: the last `spec.wandb.upgrade.backup.keep` per service stay
+//! (their dumps are in the backups PVC, pruned by the dump script itself); older Jobs go.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+use kube::api::ListParams;
+use wandb_api::WeightsAndBiases;
+use wandb_engine::backends::managed::backup;
+use wandb_engine::names;
+
+use crate::apply::Applier;
+
+/// Deletes this instance's backup Jobs beyond the newest `keep` of each service; returns their
+/// names.
+pub async fn retire(applier: &Applier, cr: &WeightsAndBiases) -> Result<Vec<String>, kube::Error> {
+    let selector = format!(
+        "{}={},{}",
+        names::INSTANCE_LABEL,
+        names::label_value(&cr.name_any()),
+        backup::BACKUP_LABEL
+    );
+    let jobs = applier
+        .api("batch/v1", "Job")
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await?;
+    let mut by_service: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for j in jobs.items {
+        let service = j
+            .labels()
+            .get(backup::BACKUP_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        by_service.entry(service).or_default().push(j);
+    }
+    let keep = backup::keep(cr);
+    let mut gone = Vec::new();
+    for (_, mut list) in by_service {
+        list.sort_by_key(|j| j.metadata.creation_timestamp.clone().map(|t| t.0));
+        let excess = list.len().saturating_sub(keep);
+        for j in list.into_iter().take(excess) {
+            let name = j.name_any();
+            if applier.delete("batch/v1", "Job", &name).await? {
+                gone.push(name);
+            }
+        }
+    }
+    Ok(gone)
+}
+
+/// Picks the record of `status.wandb.backups` that `id` names: its exact location, or the one
+/// location ending with `id` (a file name, or `<from>-<to>-<time>`).
+pub fn find_record<'a>(
+    records: &'a [wandb_api::BackupRecord],
+    id: &str,
+) -> Result<&'a wandb_api::BackupRecord, String> {
+    let dumps: Vec<_> = records.iter().filter(|r| r.job.is_some()).collect();
+    if let Some(r) = dumps.iter().find(|r| r.location == id) {
+        return Ok(r);
+    }
+    let matching: Vec<_> = dumps
+        .iter()
+        .filter(|r| r.location.ends_with(id) || r.location.contains(&format!("/{id}.")))
+        .collect();
+    let known = || {
+        dumps
+            .iter()
+            .map(|r| r.location.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match matching.as_slice() {
+        [one] => Ok(one),
+        [] => Err(format!(
+            "no backup {id} in status.wandb.backups (known: {})",
+            if dumps.is_empty() {
+                "none".into()
+            } else {
+                known()
+            }
+        )),
+        _ => Err(format!("{id} names several backups: {}", known())),
+    }
+}
