@@ -82,3 +82,55 @@ pub fn find_record<'a>(
         _ => Err(format!("{id} names several backups: {}", known())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wandb_api::BackupRecord;
+
+    fn rec(service: &str, location: &str, job: bool) -> BackupRecord {
+        BackupRecord {
+            from_version: "0.79.0".into(),
+            to_version: "0.84.0".into(),
+            service: service.into(),
+            location: location.into(),
+            job: job.then(|| "j".to_string()),
+            time: None,
+        }
+    }
+
+    #[test]
+    fn a_backup_is_found_by_location_or_a_unique_end_of_it() {
+        let records = [
+            rec(
+                "mysql-default",
+                "w/mysql-default/0.79.0-0.84.0-20261206T210000Z.sql.gz",
+                true,
+            ),
+            rec(
+                "clickhouse-default",
+                "w/clickhouse-default/0.79.0-0.84.0-20261206T210000Z.tar.gz",
+                true,
+            ),
+            rec("external", "snap-1", false),
+        ];
+        let full = "w/mysql-default/0.79.0-0.84.0-20261206T210000Z.sql.gz";
+        assert_eq!(
+            find_record(&records, full).unwrap().service,
+            "mysql-default"
+        );
+        assert_eq!(
+            find_record(&records, "0.79.0-0.84.0-20261206T210000Z.tar.gz")
+                .unwrap()
+                .service,
+            "clickhouse-default"
+        );
+        let e = find_record(&records, "0.79.0-0.84.0-20261206T210000Z").unwrap_err();
+        assert!(e.contains("several"), "{e}");
+        let e = find_record(&records, "snap-1").unwrap_err();
+        assert!(
+            e.contains("no backup snap-1"),
+            "an acknowledged snapshot is not restorable: {e}"
+        );
+    }
+}
