@@ -1,48 +1,52 @@
-//! Retention of upgrade backup Jobs: the last `spec.wandb.upgrade.backup.keep` per service stay
-//! (their dumps are in the backups PVC, pruned by the dump script itself); older Jobs go.
-
-use std::collections::BTreeMap;
+//! Upgrade backup Jobs: the last `spec.wandb.upgrade.backup.keep` per service stay (their dumps
+//! are in the backups PVC, pruned by the dump script itself); a Job of an abandoned or rolled
+//! back upgrade goes, so that the next attempt takes a fresh dump. Which ones is decided in
+//! [`wandb_engine::decide::backups::retired`]; the Jobs are read from the watch caches.
 
 use kube::ResourceExt;
-use kube::api::ListParams;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::backends::managed::backup;
-use wandb_engine::names;
+use wandb_engine::decide::backups::{KeptJob, retired};
 
 use crate::apply::Applier;
 
-/// Deletes this instance's backup Jobs beyond the newest `keep` of each service; returns their
-/// names.
-pub async fn retire(applier: &Applier, cr: &WeightsAndBiases) -> Result<Vec<String>, kube::Error> {
-    let selector = format!(
-        "{}={},{}",
-        names::INSTANCE_LABEL,
-        names::label_value(&cr.name_any()),
-        backup::BACKUP_LABEL
-    );
-    let jobs = applier
-        .api("batch/v1", "Job")
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await?;
-    let mut by_service: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for j in jobs.items {
-        let service = j
-            .labels()
-            .get(backup::BACKUP_LABEL)
-            .cloned()
-            .unwrap_or_default();
-        by_service.entry(service).or_default().push(j);
-    }
-    let keep = backup::keep(cr);
+/// Deletes the backup Jobs [`retired`] names; returns their names.
+pub async fn retire(
+    applier: &Applier,
+    cr: &WeightsAndBiases,
+    last_success: Option<&str>,
+) -> Result<Vec<String>, kube::Error> {
+    let jobs: Vec<KeptJob> = applier
+        .owned("batch/v1", "Job", &cr.name_any())
+        .await?
+        .into_iter()
+        .filter(|m| m.deletion_timestamp.is_none())
+        .filter_map(|m| {
+            let labels = m.labels.as_ref()?;
+            let annotations = m.annotations.as_ref()?;
+            Some(KeptJob {
+                name: m.name.clone()?,
+                service: labels.get(backup::BACKUP_LABEL)?.clone(),
+                from: annotations.get(backup::FROM_ANNOTATION)?.clone(),
+                to: annotations.get(backup::TO_ANNOTATION)?.clone(),
+                created: m
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    let upgrade = backup::upgrade_of(cr);
     let mut gone = Vec::new();
-    for (_, mut list) in by_service {
-        list.sort_by_key(|j| j.metadata.creation_timestamp.clone().map(|t| t.0));
-        let excess = list.len().saturating_sub(keep);
-        for j in list.into_iter().take(excess) {
-            let name = j.name_any();
-            if applier.delete("batch/v1", "Job", &name).await? {
-                gone.push(name);
-            }
+    for name in retired(
+        &jobs,
+        last_success,
+        upgrade.as_ref().map(|u| u.to.as_str()),
+        backup::keep(cr),
+    ) {
+        if applier.delete("batch/v1", "Job", &name).await? {
+            gone.push(name);
         }
     }
     Ok(gone)

@@ -303,16 +303,52 @@ async fn an_upgrade_backs_up_managed_mysql_first_and_restore_rolls_back() {
         at_079,
         "the old version runs again"
     );
-    // Going back to a restored version takes no new backup.
-    let order = seen.lock().unwrap().clone();
-    assert_eq!(
-        order
+    // Going back to a restored version takes no new backup; the rolled back upgrade's Job goes
+    // (its record stays), so upgrading again takes a fresh dump.
+    let count_backups = || {
+        seen.lock()
+            .unwrap()
             .iter()
             .filter(|j| j.starts_with('+') && j.contains("-backup-"))
-            .count(),
-        backups.len(),
-        "{order:?}"
+            .count()
+    };
+    assert_eq!(count_backups(), backups.len());
+    wait_for(
+        "the rolled back upgrade's backup Job to go",
+        TIMEOUT,
+        || async { Ok(jobs.get_opt(&mysql_job).await?.is_none().then_some(())) },
+    )
+    .await;
+    let status = wb.get(name).await.unwrap().status.unwrap();
+    assert!(
+        status
+            .wandb
+            .unwrap()
+            .backups
+            .iter()
+            .any(|r| r.location == location),
+        "the record stays"
     );
+    upgrade_to(&wb, name, "0.84.0").await;
+    wait_for("Ready at 0.84.0 again", TIMEOUT, || async {
+        let s = wb.get(name).await?.status.unwrap_or_default();
+        Ok((s.ready && s.version.as_deref() == Some("0.84.0")).then_some(()))
+    })
+    .await;
+    let again = jobs.get(&mysql_job).await.unwrap();
+    let fresh = &again.annotations()[backup::LOCATION_ANNOTATION];
+    assert_ne!(*fresh, location, "a fresh backup");
+    let status = wb.get(name).await.unwrap().status.unwrap();
+    let mysql: Vec<&str> = status
+        .wandb
+        .as_ref()
+        .unwrap()
+        .backups
+        .iter()
+        .filter(|r| r.service == "mysql-default")
+        .map(|r| r.location.as_str())
+        .collect();
+    assert_eq!(mysql, [location.as_str(), fresh.as_str()]);
     watch.abort();
     running.finish(ns).await;
 }

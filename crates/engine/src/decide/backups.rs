@@ -148,11 +148,11 @@ pub fn records(
 ) -> Vec<BackupRecord> {
     let mut out: Vec<BackupRecord> = prev.to_vec();
     let mut add = |r: BackupRecord| {
-        if !out.iter().any(|p| {
-            p.service == r.service
-                && p.from_version == r.from_version
-                && p.to_version == r.to_version
-        }) {
+        // A dump's location carries its time: a second attempt of an upgrade is a new record.
+        if !out
+            .iter()
+            .any(|p| p.service == r.service && p.location == r.location)
+        {
             out.push(r);
         }
     };
@@ -188,6 +188,46 @@ pub fn records(
         }
     }
     kept
+}
+
+/// A backup Job that exists, for [`retired`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptJob {
+    pub name: String,
+    pub service: String,
+    pub from: String,
+    pub to: String,
+    /// Creation time, for ordering (RFC 3339 sorts as text).
+    pub created: String,
+}
+
+/// The backup Jobs to delete: those of an upgrade from the version the instance settled on that
+/// is not the one in progress (abandoned, or rolled back by a restore: a new attempt must take
+/// a fresh dump, not find the old Job complete), and beyond the newest `keep` per service.
+/// Their records stay in the status and their dumps in the PVC (pruned by the dump script).
+pub fn retired(
+    jobs: &[KeptJob],
+    last_success: Option<&str>,
+    upgrade_to: Option<&str>,
+    keep: usize,
+) -> Vec<String> {
+    let stale =
+        |j: &KeptJob| Some(j.from.as_str()) == last_success && Some(j.to.as_str()) != upgrade_to;
+    let mut out: Vec<String> = jobs
+        .iter()
+        .filter(|j| stale(j))
+        .map(|j| j.name.clone())
+        .collect();
+    let mut by_service: std::collections::BTreeMap<&str, Vec<&KeptJob>> = Default::default();
+    for j in jobs.iter().filter(|j| !stale(j)) {
+        by_service.entry(&j.service).or_default().push(j);
+    }
+    for (_, mut list) in by_service {
+        list.sort_by(|a, b| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
+        let excess = list.len().saturating_sub(keep);
+        out.extend(list.into_iter().take(excess).map(|j| j.name.clone()));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -305,5 +345,57 @@ mod tests {
             ]
         );
         assert_eq!(records(&r, &jobs, None, 2), r, "recorded once");
+    }
+
+    #[test]
+    fn abandoned_and_excess_backup_jobs_are_retired() {
+        let job = |name: &str, service: &str, from: &str, to: &str, created: &str| KeptJob {
+            name: name.into(),
+            service: service.into(),
+            from: from.into(),
+            to: to.into(),
+            created: created.into(),
+        };
+        let jobs = [
+            job(
+                "a",
+                "mysql-default",
+                "0.70.0",
+                "0.75.0",
+                "2026-01-01T00:00:00Z",
+            ),
+            job(
+                "b",
+                "mysql-default",
+                "0.75.0",
+                "0.79.0",
+                "2026-02-01T00:00:00Z",
+            ),
+            job(
+                "c",
+                "mysql-default",
+                "0.79.0",
+                "0.84.0",
+                "2026-03-01T00:00:00Z",
+            ),
+            job(
+                "d",
+                "clickhouse-default",
+                "0.75.0",
+                "0.79.0",
+                "2026-02-01T00:00:00Z",
+            ),
+        ];
+        // Settled at 0.84.0: nothing stale, two kept per service.
+        assert_eq!(retired(&jobs, Some("0.84.0"), None, 2), ["a"]);
+        // Upgrading 0.79.0 -> 0.84.0: its own Job stays.
+        assert_eq!(
+            retired(&jobs, Some("0.79.0"), Some("0.84.0"), 5),
+            Vec::<String>::new()
+        );
+        // Back at 0.79.0 (restored, or the upgrade abandoned): its upgrade's Job goes.
+        assert_eq!(retired(&jobs, Some("0.79.0"), None, 5), ["c"]);
+        // Now upgrading 0.79.0 -> 0.85.0 instead.
+        assert_eq!(retired(&jobs, Some("0.79.0"), Some("0.85.0"), 5), ["c"]);
     }
 }

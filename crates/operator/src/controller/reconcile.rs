@@ -441,11 +441,12 @@ async fn pass(
         }
     }
 
-    // Backup Jobs beyond `keep` go once a new backup is taken.
-    if gates.backups == decide::BackupGate::Done && !facts.backup_jobs.is_empty() {
-        crate::backups::retire(applier, cr)
-            .await
-            .doing(|| "deleting backup Jobs beyond spec.wandb.upgrade.backup.keep".into())?;
+    // Backup Jobs beyond `keep`, or of an abandoned or rolled back upgrade, go.
+    let retired = crate::backups::retire(applier, cr, next_last_success(&next))
+        .await
+        .doing(|| "deleting backup Jobs that are no longer kept".into())?;
+    if !retired.is_empty() {
+        tracing::info!(name = %cr.name_any(), ?retired, "backup Jobs retired");
     }
     let stalled = matches!(gates.migrations, MigrationGate::Failed { .. })
         || matches!(gates.backups, decide::BackupGate::Failed { .. })
@@ -471,6 +472,16 @@ async fn pass(
         next_pass = next_pass.min(REQUEUE_GATEWAY_API_MISSING);
     }
     Ok(Action::requeue(next_pass))
+}
+
+fn next_last_success(status: &WeightsAndBiasesStatus) -> Option<&str> {
+    status
+        .wandb
+        .as_ref()?
+        .migration
+        .as_ref()?
+        .last_success_version
+        .as_deref()
 }
 
 /// Computes the status, patches it only when it changed, and publishes transition events.
