@@ -457,3 +457,103 @@ async fn a_failed_backup_stops_the_upgrade_before_any_migration() {
     .await;
     running.finish(ns).await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn required_waits_for_the_acknowledged_backup_of_an_external_database() {
+    let ns = wandb_testkit::namespace("backup-required").await;
+    ns.cluster().require_ready_node().await;
+    let _pv = ns.start_volume_provisioner();
+    let running = start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let jobs: Api<Job> = ns.api();
+    let name = "w";
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = ns.api();
+    // An external MySQL nothing listens at: its preflight fails, which is reported, not gating.
+    common::create_secret(
+        &secrets,
+        "db",
+        &[
+            ("host", "127.0.0.1"),
+            ("port", "1"),
+            ("user", "wandb"),
+            ("database", "wandb"),
+            ("password", "secret"),
+        ],
+    )
+    .await;
+    let yaml = format!(
+        "{}    upgrade: {{backup: {{mode: required}}}}\n  mysql:\n    default:\n      externalMysql:\n        \
+         host: {{name: db, key: host}}\n        port: {{name: db, key: port}}\n        \
+         database: {{name: db, key: database}}\n        username: {{name: db, key: user}}\n        \
+         password: {{name: db, key: password}}\n",
+        cr_yaml(name, &fixtures(), "0.79.0")
+    );
+    ns.apply_yaml(&yaml).await;
+    wait_ready(&wb, name).await;
+
+    upgrade_to(&wb, name, "0.84.0").await;
+    let (_, msg) = wait_for("Ready=False with BackupRequired", TIMEOUT, || async {
+        let cr = wb.get(name).await?;
+        Ok(cr
+            .status
+            .unwrap_or_default()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "BackupRequired")
+            .map(|c| (c.reason, c.message)))
+    })
+    .await;
+    assert!(
+        msg.contains("mysql default")
+            && msg.contains("apps.wandb.com/backup-taken=\"0.84.0:<snapshot id>\""),
+        "{msg}"
+    );
+    common::poke_and_count_writes(&running, &ns, name).await;
+    let all: Vec<String> = jobs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    assert!(
+        !all.iter().any(|j| is_migration_of(j, "0-84-0")),
+        "no migration before the acknowledgement: {all:?}"
+    );
+    assert!(
+        !all.iter().any(|j| j.contains("-backup-mysql-")),
+        "an external MySQL is not dumped: {all:?}"
+    );
+
+    // The acknowledgement lets it proceed (one for another version does not: unit-tested).
+    wb.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {names::BACKUP_TAKEN_ANNOTATION: "0.84.0:rds:wandb-pre-0-84-0"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for("Ready at 0.84.0", TIMEOUT, || async {
+        let s = wb.get(name).await?.status.unwrap_or_default();
+        Ok((s.ready && s.version.as_deref() == Some("0.84.0")).then_some(()))
+    })
+    .await;
+    let status = wb.get(name).await.unwrap().status.unwrap();
+    let external = status
+        .wandb
+        .unwrap()
+        .backups
+        .into_iter()
+        .find(|r| r.service == "external")
+        .expect("the acknowledged backup is recorded");
+    assert_eq!(
+        (
+            external.from_version.as_str(),
+            external.to_version.as_str(),
+            external.location.as_str()
+        ),
+        ("0.79.0", "0.84.0", "rds:wandb-pre-0-84-0")
+    );
+    running.finish(ns).await;
+}

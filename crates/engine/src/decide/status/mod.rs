@@ -352,8 +352,9 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
         ),
     };
     // An upgrade's backups come first: what they wait for is why the migrations wait.
+    // (A migration Job that already ran and failed is said as such.)
     let (mig_reason, mig_msg) = match &f.backups {
-        _ if mig_ok => (mig_reason, mig_msg),
+        _ if f.migrations != MigrationGate::Pending => (mig_reason, mig_msg),
         BackupGate::Pending | BackupGate::Running => (
             Reason::BACKUP_RUNNING,
             format!(
@@ -386,7 +387,8 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
         ),
         BackupGate::NotNeeded | BackupGate::Done => (mig_reason, mig_msg),
     };
-    let backup_failed = matches!(f.backups, BackupGate::Failed { .. }) && !mig_ok;
+    let backup_failed =
+        matches!(f.backups, BackupGate::Failed { .. }) && f.migrations == MigrationGate::Pending;
     set_condition(
         c,
         ConditionType::MigrationsComplete,

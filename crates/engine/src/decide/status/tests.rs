@@ -512,6 +512,20 @@ fn a_failed_backup_stalls_the_upgrade_and_a_taken_one_is_recorded() {
     );
     assert!(!s.ready);
 
+    // A migration Job that already failed is said as such, whatever the backups do.
+    let mut g = f.clone();
+    g.backups = BackupGate::Pending;
+    g.migrations = MigrationGate::Failed {
+        job: "w-migrate-gorilla-0-85-0".into(),
+        reason: "DeadlineExceeded".into(),
+        message: "m".into(),
+    };
+    let s = compute(&ready, &g, &now(2));
+    assert_eq!(
+        cond(&s, ConditionType::Stalled).reason,
+        Reason::MIGRATION_FAILED
+    );
+
     f.backups = BackupGate::Running;
     let s = compute(&ready, &f, &now(3));
     assert_eq!(
