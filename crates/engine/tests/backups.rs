@@ -193,7 +193,11 @@ echo "restored: $file"
         "w/clickhouse-default",
         5,
     );
-    assert!(ch.contains("clickhouse-client --host w-clickhouse --port 9000 --database weave"));
+    assert!(ch.starts_with(
+        "set -euo pipefail\ndir=/backups/w/clickhouse-default\nmkdir -p \"$dir\"\npart=\"$dir/.$BACKUP_FILE.partial\"\n\
+         printf '<config><user>wandb</user><password>%s</password></config>\\n' \"$CLICKHOUSE_PASSWORD\" > /tmp/client.xml\n\
+         q() { clickhouse-client --config-file /tmp/client.xml --host w-clickhouse --port 9000 --database weave \"$@\"; }\n"
+    ), "{ch}");
     assert!(ch.contains("SELECT * FROM \\`$t\\` FORMAT Native"));
     assert!(
         ch.contains("engine NOT LIKE '%View'"),

@@ -212,13 +212,21 @@ fn pvc(inst: &Instance) -> DesiredObject {
     DesiredObject::new(Phase::Backups, &claim).retained()
 }
 
+/// `q`, the ClickHouse client of the managed service, its credentials in a config file (the
+/// generated password is alphanumeric, so it needs no XML escaping).
+fn clickhouse_client(host: &str) -> String {
+    format!(
+        "printf '<config><user>{CLICKHOUSE_USER}</user><password>%s</password></config>\\n' \"$CLICKHOUSE_PASSWORD\" > /tmp/client.xml\n\
+         q() {{ clickhouse-client --config-file /tmp/client.xml --host {host} --port {CLICKHOUSE_TCP_PORT} --database {CLICKHOUSE_DATABASE} \"$@\"; }}\n"
+    )
+}
+
 /// The dump command: a shell script run by the service's own image. The credentials come from
 /// the environment (secretKeyRefs) and reach the client through a file in `/tmp`, never argv.
 pub fn dump_script(kind: ServiceKind, host: &str, dir: &str, keep: usize) -> String {
     let body = match kind {
         ServiceKind::Clickhouse => format!(
-            "export CLICKHOUSE_USER={CLICKHOUSE_USER}\n\
-             q() {{ clickhouse-client --host {host} --port {CLICKHOUSE_TCP_PORT} --database {CLICKHOUSE_DATABASE} \"$@\"; }}\n\
+            "{}\
              work=$(mktemp -d /tmp/dump.XXXXXX)\n\
              for t in $(q --query \"SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name\"); do\n\
              \x20 q --query \"SHOW CREATE TABLE \\`$t\\`\" --format TSVRaw > \"$work/$t.sql\"\n\
@@ -226,7 +234,8 @@ pub fn dump_script(kind: ServiceKind, host: &str, dir: &str, keep: usize) -> Str
              for t in $(q --query \"SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View' ORDER BY name\"); do\n\
              \x20 q --query \"SELECT * FROM \\`$t\\` FORMAT Native\" > \"$work/$t.native\"\n\
              done\n\
-             tar -C \"$work\" -czf \"$part\" .\n"
+             tar -C \"$work\" -czf \"$part\" .\n",
+            clickhouse_client(host)
         ),
         _ => format!(
             "printf '[client]\\npassword=%s\\n' \"$MYSQL_ROOT_PASSWORD\" > /tmp/client.cnf\n\
@@ -255,13 +264,13 @@ pub fn dump_script(kind: ServiceKind, host: &str, dir: &str, keep: usize) -> Str
 pub fn restore_script(kind: ServiceKind, host: &str, path: &str) -> String {
     let body = match kind {
         ServiceKind::Clickhouse => format!(
-            "export CLICKHOUSE_USER={CLICKHOUSE_USER}\n\
-             q() {{ clickhouse-client --host {host} --port {CLICKHOUSE_TCP_PORT} --database {CLICKHOUSE_DATABASE} \"$@\"; }}\n\
+            "{}\
              work=$(mktemp -d /tmp/restore.XXXXXX)\n\
              tar -C \"$work\" -xzf \"$file\"\n\
              for s in \"$work\"/*.sql; do t=$(basename \"$s\" .sql); q --query \"DROP TABLE IF EXISTS \\`$t\\` SYNC\"; done\n\
              for s in \"$work\"/*.sql; do q --multiquery < \"$s\"; done\n\
-             for d in \"$work\"/*.native; do t=$(basename \"$d\" .native); q --query \"INSERT INTO \\`$t\\` FORMAT Native\" < \"$d\"; done\n"
+             for d in \"$work\"/*.native; do t=$(basename \"$d\" .native); q --query \"INSERT INTO \\`$t\\` FORMAT Native\" < \"$d\"; done\n",
+            clickhouse_client(host)
         ),
         _ => format!(
             "printf '[client]\\npassword=%s\\n' \"$MYSQL_ROOT_PASSWORD\" > /tmp/client.cnf\n\
