@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The local Kubernetes control plane for tests, the quick start and CI.
 #
-#   scripts/cluster.sh up     [--name NAME]   start (or reuse) a cluster; last stdout line = kubeconfig path
+#   scripts/cluster.sh up     [--name NAME] [--audit]  start (or reuse) a cluster; last stdout line = kubeconfig path
+#                                             (--audit: the API server logs every request at Metadata
+#                                             level to clusters/NAME/audit.log, for benchmarks)
 #   scripts/cluster.sh down   [--name NAME]   stop every process of the cluster and delete its state
 #   scripts/cluster.sh status [--name NAME]   is it up? API address, kubeconfig (exit 1 when not up)
 #   scripts/cluster.sh kubeconfig [--name NAME]  print the kubeconfig path (exit 1 when not up)
@@ -28,8 +30,10 @@ usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 cmd="${1:-}"; [ -n "$cmd" ] || usage; shift
 NAME=wandb-dev
+AUDIT=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --audit) AUDIT=1; shift ;;
     --name) NAME="${2:?--name needs a value}"; shift 2 ;;
     --name=*) NAME="${1#--name=}"; shift ;;
     -h|--help) usage ;;
@@ -181,8 +185,15 @@ EOF
     mkdir -p "$ROOT/path"; ln -sf "$KUBECTL" "$ROOT/path/kubectl"
     # The default Service range (a /24, 254 ClusterIPs) is too small for benchmarks with many
     # instances, each with several Services.
+    AUDIT_ARGS=()
+    if [ -n "$AUDIT" ]; then
+      # Metadata level: who (user agent), what (verb, resource, name), when; never a body.
+      printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n' \
+        > "$ROOT/audit-policy.yaml"
+      AUDIT_ARGS=(--kube-audit-policy "$ROOT/audit-policy.yaml")
+    fi
     PATH="$ROOT/path:$PATH" "$KWOKCTL" -c "$ROOT/kwokctl.yaml" create cluster --name "$NAME" \
-      --runtime binary --kubeconfig "" --wait "${UP_TIMEOUT}s" \
+      --runtime binary --kubeconfig "" --wait "${UP_TIMEOUT}s" "${AUDIT_ARGS[@]}" \
       --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 </dev/null >>"$ROOT/kwokctl.log" 2>&1 9>&- \
       || die "kwokctl create cluster failed"
     # Offline: nothing may have been fetched.
@@ -197,6 +208,11 @@ EOF
       "$KUBECTL" "$KUBECONFIG_PATH" "$NODES"
     wait_until "the default ServiceAccount" kc -n default get serviceaccount default
     UP_OK=1
+    if [ -n "$AUDIT" ]; then
+      AUDIT_LOG="$(find "$ROOT" -name 'audit.log' -print -quit)"
+      [ -n "$AUDIT_LOG" ] || die "--audit: the API server wrote no audit.log under $ROOT"
+      ln -sf "$AUDIT_LOG" "$ROOT/audit.log"
+    fi
     log "cluster $NAME is up in $((SECONDS - start))s at $(api_server)"
     echo "$KUBECONFIG_PATH"
     ;;

@@ -51,7 +51,19 @@ render() {
         print "    {{- include \"wandb-operator.labels\" . | nindent 4 }}"
         done = 1
       }
-    ' "$f"
+    ' "$f" | awk '
+      # The conversion webhook Service is this release'"'"'s (the operator rewrites the whole
+      # clientConfig at startup anyway; templating it keeps helm upgrades from pointing it away).
+      /^  conversion:$/ { c = 1 }
+      /^  [a-z]/ && !/^  conversion:$/ { c = 0 }
+      c && /^          name: wandb-operator-webhook$/ {
+        print "          name: {{ include \"wandb-operator.fullname\" . }}-webhook"; next
+      }
+      c && /^          namespace: wandb-operator$/ {
+        print "          namespace: {{ .Release.Namespace }}"; next
+      }
+      { print }
+    '
   done
   echo "{{- end }}"
 }

@@ -25,6 +25,10 @@ pub enum ConditionType {
     InternalServiceAuth,
     /// The annotation `apps.wandb.com/paused: "true"` stops every write for the instance.
     Paused,
+    /// The resource was created as `apps.wandb.com/v1` (operator-wandb chart values): True when
+    /// every value was carried over, False naming the v1 value paths that were not (reported,
+    /// not gating Ready; absent for resources created as v2).
+    V1ValuesMapped,
 }
 
 impl ConditionType {
@@ -39,6 +43,7 @@ impl ConditionType {
             ConditionType::ApplicationsReady => "ApplicationsReady",
             ConditionType::InternalServiceAuth => "InternalServiceAuth",
             ConditionType::Paused => "Paused",
+            ConditionType::V1ValuesMapped => "V1ValuesMapped",
         }
     }
 }
@@ -61,6 +66,10 @@ impl Reason {
     pub const APPLICATIONS_NOT_READY: &'static str = "ApplicationsNotReady";
     /// `networking.mode: gateway` in a cluster without the Gateway API CRDs.
     pub const GATEWAY_API_MISSING: &'static str = "GatewayAPIMissing";
+    /// Every v1 value was carried over to v2.
+    pub const CONVERSION_COMPLETE: &'static str = "ConversionComplete";
+    /// Some v1 values were not carried over (the message names their paths).
+    pub const CONVERSION_INCOMPLETE: &'static str = "ConversionIncomplete";
     pub const AS_EXPECTED: &'static str = "AsExpected";
     /// The API server refused a write and will refuse it again (invalid, too large, immutable).
     pub const WRITE_REFUSED: &'static str = "WriteRefused";

@@ -7,16 +7,28 @@
 //! shipped CRD keeps the description of the field itself and drops the ones inside it.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+    CustomResourceConversion, CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
+    JSONSchemaPropsOrBool, ServiceReference, WebhookClientConfig, WebhookConversion,
 };
 use kube::CustomResourceExt;
 
 use crate::WeightsAndBiases;
 
+/// Path the operator serves ConversionReviews on.
+pub const CONVERSION_PATH: &str = "/convert";
+/// Service the shipped CRD points its conversion webhook at, in namespace
+/// [`WEBHOOK_SERVICE_NAMESPACE`] (the quick start's). The operator rewrites the whole
+/// `clientConfig` (service or URL, and the CA bundle) at startup, so the Helm chart's
+/// namespace and release name need no templating here.
+pub const WEBHOOK_SERVICE_NAME: &str = "wandb-operator-webhook";
+/// Namespace of the shipped CRD's conversion Service.
+pub const WEBHOOK_SERVICE_NAMESPACE: &str = "wandb-operator";
+
 /// Fields whose type is a Kubernetes API type, documented upstream: the CRD and
 /// docs/crd-reference.md describe the field, not its inner fields.
-pub const UPSTREAM_TYPED_FIELDS: [&str; 6] = [
+pub const UPSTREAM_TYPED_FIELDS: [&str; 7] = [
     "affinity",
+    "env",
     "tolerations",
     "resources",
     "startupProbe",
@@ -25,8 +37,32 @@ pub const UPSTREAM_TYPED_FIELDS: [&str; 6] = [
 ];
 
 /// The CRD as shipped: the generated schema, without descriptions inside upstream types.
+///
+/// Two versions are served: `v1` (the official v1 operator's chart-values form, converted by the
+/// operator's webhook) and `v2` (storage). Conversion is `Webhook`: with `None` the API server
+/// would store a v1 object's `spec.values` verbatim as a broken v2 object, whereas an unreachable
+/// webhook only refuses v1 requests until the operator runs.
 pub fn crd() -> CustomResourceDefinition {
-    let mut crd = WeightsAndBiases::crd();
+    let mut crd = kube::core::crd::merge_crds(
+        vec![crate::v1::WeightsAndBiases::crd(), WeightsAndBiases::crd()],
+        "v2",
+    )
+    .expect("the v1 and v2 CRDs share group, kind and scope");
+    crd.spec.conversion = Some(CustomResourceConversion {
+        strategy: "Webhook".into(),
+        webhook: Some(WebhookConversion {
+            conversion_review_versions: vec!["v1".into()],
+            client_config: Some(WebhookClientConfig {
+                service: Some(ServiceReference {
+                    name: WEBHOOK_SERVICE_NAME.into(),
+                    namespace: WEBHOOK_SERVICE_NAMESPACE.into(),
+                    path: Some(CONVERSION_PATH.into()),
+                    port: Some(443),
+                }),
+                ..Default::default()
+            }),
+        }),
+    });
     for version in &mut crd.spec.versions {
         if let Some(schema) = version
             .schema

@@ -110,21 +110,31 @@ pub struct ManagedMySql {
     pub config: Option<ManagedConfig>,
 }
 
-/// External MySQL connection, from Secret keys.
+/// External MySQL connection, from Secret keys: a `url`, or host, database, username and
+/// password (fields given beside a `url` override its parts).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.url) || (has(self.host) && has(self.database) && has(self.username) && has(self.password))").message("externalMysql needs url, or host, database, username and password"))]
 pub struct ExternalMySql {
+    /// A whole connection URL, `mysql://user:password@host:port/database[?tls=...]` (user and
+    /// password percent-encoded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretKeySelector>,
     /// Host name.
-    pub host: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<SecretKeySelector>,
     /// Port (default 3306).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<SecretKeySelector>,
     /// Database name.
-    pub database: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<SecretKeySelector>,
     /// User name.
-    pub username: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<SecretKeySelector>,
     /// Password.
-    pub password: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretKeySelector>,
     /// TLS mode: `true`, `false`, `skip-verify`, `preferred` (or `custom` with sslCa).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<SecretKeySelector>,
@@ -178,10 +188,44 @@ pub struct ManagedRedis {
 /// Redis sentinel settings.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.config)").message("managedRedis.sentinel.config is not supported by wandb-operator: the built-in Redis is a single node without sentinel; remove it"))]
 pub struct SentinelSpec {
     /// Enable sentinel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// The official operator's sentinel settings (master name, resources). Refused: the built-in
+    /// Redis has no sentinel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<SentinelConfig>,
+}
+
+/// Official sentinel settings (refused, see [`SentinelSpec::config`]).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SentinelConfig {
+    /// Sentinel master name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub master_name: Option<String>,
+    /// Sentinel container resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// A ServiceAccount of a managed service in the official operator's API (refused where used).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InfraServiceAccount {
+    /// Create it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<bool>,
+    /// Its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub service_account_name: Option<String>,
+    /// Its annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 /// External Redis connection, from Secret keys.
@@ -241,6 +285,14 @@ pub struct ObjectStoreSpec {
 pub struct ManagedObjectStore {
     #[serde(flatten)]
     pub common: ManagedCommon,
+    /// The official operator's SeaweedFS settings (its capitalised key). `tlsEnabled: false` is
+    /// what the built-in store does; TLS and a separate filer volume are refused.
+    #[serde(
+        default,
+        rename = "SeaweedObjectStoreSpec",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub seaweed: Option<SeaweedSpec>,
     /// Volume servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("managedObjectStore.replicas must be at least 1"))]
@@ -252,6 +304,23 @@ pub struct ManagedObjectStore {
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ManagedConfig>,
+}
+
+/// Official SeaweedFS settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.tlsEnabled) || !self.tlsEnabled").message("managedObjectStore.SeaweedObjectStoreSpec.tlsEnabled: true is not supported by wandb-operator: the built-in object store serves plain HTTP inside the cluster; remove it or set false"),
+    validation = Rule::new("!has(self.filerStorageSize)").message("managedObjectStore.SeaweedObjectStoreSpec.filerStorageSize is not supported by wandb-operator: the built-in object store keeps its metadata on its data volume (storageSize); remove it"),
+)]
+pub struct SeaweedSpec {
+    /// TLS between W&B and the store (only false is supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_enabled: Option<bool>,
+    /// Filer volume size (refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub filer_storage_size: Option<String>,
 }
 
 /// External object store connection, from Secret keys.
@@ -313,7 +382,11 @@ pub struct ClickHouseSpec {
 /// Managed ClickHouse.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedClickhouse.name cannot change: the service's volumes and credentials are named after it"))]
+#[x_kube(
+    validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedClickhouse.name cannot change: the service's volumes and credentials are named after it"),
+    validation = Rule::new("!has(self.objectStorage)").message("managedClickhouse.objectStorage is not supported by wandb-operator: the built-in ClickHouse keeps its data on its own volume, not in the object store; remove it"),
+    validation = Rule::new("!has(self.serviceAccount)").message("managedClickhouse.serviceAccount is not supported by wandb-operator: the built-in ClickHouse needs no cloud identity (it does not use the object store); remove it"),
+)]
 pub struct ManagedClickHouse {
     #[serde(flatten)]
     pub common: ManagedCommon,
@@ -327,11 +400,31 @@ pub struct ManagedClickHouse {
     /// Keeper settings (accepted for compatibility).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keeper: Option<KeeperSpec>,
+    /// The official operator's S3 disk settings (refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_storage: Option<ClickHouseObjectStorage>,
+    /// The official operator's ServiceAccount for ClickHouse (refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<InfraServiceAccount>,
+}
+
+/// Official ClickHouse S3 disk settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickHouseObjectStorage {
+    /// Key prefix in the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub prefix: Option<String>,
+    /// Plain HTTP to the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
 }
 
 /// ClickHouse Keeper.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.config)").message("managedClickhouse.keeper.config is not supported by wandb-operator: the built-in ClickHouse is a single node without a separate Keeper; remove it"))]
 pub struct KeeperSpec {
     /// Replicas; odd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -342,6 +435,9 @@ pub struct KeeperSpec {
     #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("self.matches('^[0-9]+([.][0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') && !self.matches('^0+([.]0+)?[A-Za-z]*$')").message("managedClickhouse.keeper.storageSize must be a positive quantity such as 10Gi"))]
     pub storage_size: Option<String>,
+    /// Keeper container resources (refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ManagedConfig>,
 }
 
 /// External ClickHouse connection, from Secret keys.
@@ -387,7 +483,11 @@ pub struct KafkaSpec {
 /// Managed Kafka.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedKafka.name cannot change: the service's volumes and credentials are named after it"))]
+#[x_kube(
+    validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedKafka.name cannot change: the service's volumes and credentials are named after it"),
+    validation = Rule::new("!has(self.skipDataRecovery) || !self.skipDataRecovery").message("managedKafka.skipDataRecovery: true is not supported by wandb-operator: the built-in Kafka keeps its data on its volume, there is no recovery to skip; remove it or set false"),
+    validation = Rule::new("!has(self.serviceAccount)").message("managedKafka.serviceAccount is not supported by wandb-operator: the built-in Kafka needs no cloud identity (it does not use the object store); remove it"),
+)]
 pub struct ManagedKafka {
     #[serde(flatten)]
     pub common: ManagedCommon,
@@ -395,9 +495,61 @@ pub struct ManagedKafka {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("managedKafka.replicas must be at least 1"))]
     pub replicas: Option<i32>,
-    /// Container resources.
+    /// Container resources, and the official operator's replication settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<ManagedConfig>,
+    pub config: Option<ManagedKafkaConfig>,
+    /// Official: skip data recovery (only false is supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_data_recovery: Option<bool>,
+    /// Official: the Kafka ServiceAccount (refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<InfraServiceAccount>,
+}
+
+/// Kafka resources and replication.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedKafkaConfig {
+    /// Requests and limits; default from the manifest sizing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Replication factors: the built-in Kafka is one broker, so each must be 1 (what it uses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_config: Option<KafkaReplicationConfig>,
+}
+
+/// Official Kafka replication settings; with one broker only 1 is possible.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.defaultReplicationFactor) ? self.defaultReplicationFactor : 1, has(self.minInSyncReplicas) ? self.minInSyncReplicas : 1, has(self.offsetsTopicRF) ? self.offsetsTopicRF : 1, has(self.transactionStateRF) ? self.transactionStateRF : 1, has(self.transactionStateISR) ? self.transactionStateISR : 1].all(v, v == 1)").message("managedKafka.config.replicationConfig: the built-in Kafka is a single broker, so every replication factor must be 1"))]
+pub struct KafkaReplicationConfig {
+    /// Default topic replication factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_replication_factor: Option<i32>,
+    /// Minimum in-sync replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_in_sync_replicas: Option<i32>,
+    /// `__consumer_offsets` replication factor.
+    #[serde(
+        default,
+        rename = "offsetsTopicRF",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub offsets_topic_rf: Option<i32>,
+    /// Transaction state log replication factor.
+    #[serde(
+        default,
+        rename = "transactionStateRF",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub transaction_state_rf: Option<i32>,
+    /// Transaction state log minimum ISR.
+    #[serde(
+        default,
+        rename = "transactionStateISR",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub transaction_state_isr: Option<i32>,
 }
 
 /// External Kafka connection.

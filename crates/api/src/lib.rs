@@ -11,10 +11,14 @@ mod infra;
 mod networking;
 mod spec;
 mod status;
+pub mod v1;
 mod wandb;
 
 pub use conditions::{ConditionType, Reason, set_condition};
-pub use crd::{UPSTREAM_TYPED_FIELDS, crd, crd_yaml};
+pub use crd::{
+    CONVERSION_PATH, UPSTREAM_TYPED_FIELDS, WEBHOOK_SERVICE_NAME, WEBHOOK_SERVICE_NAMESPACE, crd,
+    crd_yaml,
+};
 pub use global::{GlobalSpec, ManagedServiceUids, ProxySpec, ProxyValue, ProxyValueFrom};
 pub use infra::*;
 pub use networking::*;

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Probe, SecretKeySelector};
+use k8s_openapi::api::core::v1::{EnvVar, Probe, ResourceRequirements, SecretKeySelector};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,8 @@ pub struct WandbAppSpec {
     pub version: String,
 
     /// Where server manifests are read: `oci://registry/repo`, `file:///dir` or `builtin://`.
-    /// Defaults to W&B's public registry (or `global.imageRegistry`).
+    /// Unset: the operator's `--default-manifest-repository` if given, else (as the official
+    /// operator) `oci://<spec.global.imageRegistry or us-docker.pkg.dev/wandb-production/public>/wandb/server-manifest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     #[x_kube(validation = Rule::new("self.startsWith('oci://') || self.startsWith('file://') || self.startsWith('builtin://') || !self.contains('://')").message("spec.wandb.manifestRepository must start with oci://, file:// or builtin:// (http(s) is not supported)"))]
@@ -80,6 +81,17 @@ pub struct WandbAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("maxProperties" = 64))]
     pub applications: Option<BTreeMap<String, ApplicationOverride>>,
+
+    /// Environment and resource overrides carried over from v1 (Helm) values, keyed by manifest
+    /// application name or the application's legacy (chart) name, plus `global` (env only, for
+    /// every application and migration). Applied last: `global` env replaces same-named
+    /// variables of every app, an app's own env replaces those; resources overlay the manifest
+    /// sizing per resource name (limits still dropped unless `requireLimits`). Keys naming no
+    /// application are reported by the `LegacyOverrides` warning of the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = Rule::new("!('global' in self) || !has(self['global'].resources)").message("spec.wandb.legacyOverrides.global takes env only; put resources under an application's key"))]
+    pub legacy_overrides: Option<BTreeMap<String, LegacyOverride>>,
 
     /// How upgrades are made recoverable (backups before migrations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +152,19 @@ impl BackupSpec {
     pub fn keep(&self) -> usize {
         usize::try_from(self.keep.unwrap_or(Self::DEFAULT_KEEP).clamp(1, 100)).unwrap_or(5)
     }
+}
+
+/// Env and resources for one application (or `global`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyOverride {
+    /// Environment variables; replace same-named ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub env: Option<Vec<EnvVar>>,
+    /// Requests and limits, per resource name over the manifest sizing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// Internal service auth.
@@ -305,12 +330,14 @@ pub struct ApplicationOverride {
 /// HPA bounds.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
 pub struct AutoscalingOverride {
-    /// Minimum replicas (>= 1).
+    /// Minimum replicas (>= 1); unset keeps the manifest sizing's (else 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("autoscaling.minReplicas must be at least 1"))]
-    pub min_replicas: i32,
-    /// Maximum replicas (>= 1).
+    pub min_replicas: Option<i32>,
+    /// Maximum replicas (>= 1); unset keeps the manifest sizing's (else at least minReplicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("autoscaling.maxReplicas must be at least 1"))]
-    pub max_replicas: i32,
+    pub max_replicas: Option<i32>,
 }

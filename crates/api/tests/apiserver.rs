@@ -70,6 +70,20 @@ fn setup() {
     let crd = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy/crds/apps.wandb.com_weightsandbiases.yaml");
     let crd = crd.to_string_lossy().into_owned();
+    // A conversion webhook pointed at a URL (the operator's conversion test, `run --webhook-url`)
+    // cannot be merged with the shipped Service form (exactly one of url or service): drop it
+    // first; the shipped CRD sets it again.
+    let _ = kubectl(
+        &[
+            "patch",
+            "crd",
+            CRD,
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/spec/conversion/webhook"},{"op":"replace","path":"/spec/conversion/strategy","value":"None"}]"#,
+        ],
+        None,
+    );
     kubectl(
         &[
             "apply",

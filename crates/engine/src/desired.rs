@@ -109,6 +109,11 @@ pub struct SecretSpec {
     /// it); `None` for the operator's own credentials.
     #[serde(skip)]
     pub manifest_name: Option<String>,
+    /// What happens to retained data when the resource is deleted, decided when the plan is
+    /// built (the managed service's `retentionPolicy`, else `spec.retentionPolicy`): the owner
+    /// reference it is written with follows from it, without re-deriving it from names.
+    #[serde(skip)]
+    pub on_delete: wandb_api::RetentionPolicy,
 }
 
 /// How the controller fills a declared Secret.

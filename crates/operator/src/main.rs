@@ -3,6 +3,7 @@
 //! `kubectl-wandb status X`, and help and errors then say `kubectl wandb`.
 
 mod check_cmd;
+mod convert_cmd;
 mod render_cmd;
 mod run_cmd;
 
@@ -27,6 +28,9 @@ enum Command {
     /// Check an installation (the chart's `helm test`): the API server serves the CRD and the
     /// operator's Deployment has an available replica.
     Check(check_cmd::CheckArgs),
+    /// Convert an apps.wandb.com/v1 WeightsAndBiases (operator-wandb chart values) to v2, as the
+    /// operator's conversion webhook does: prints the v2 resource and the Secret it needs.
+    Convert(convert_cmd::ConvertArgs),
     /// Print the WeightsAndBiases CustomResourceDefinition as YAML.
     Crd,
     /// Print every object the operator would create for a WeightsAndBiases resource (offline).
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check(args) => check_cmd::run(&args),
+        Command::Convert(args) => convert_cmd::run(&args),
         Command::Render(args) => render_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
         Command::Status(args) => cli::status::run(&args),

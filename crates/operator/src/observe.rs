@@ -8,7 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 use wandb_api::InfraMode;
 use wandb_engine::backends::{self, InfraPlan, Observed};
 use wandb_engine::decide::observed::{backup_fact, deployment_fact, job_state};
-use wandb_engine::decide::{BackupFact, DeploymentFact, InfraFact, MigrationFact};
+use wandb_engine::decide::{BackupFact, DeploymentFact, InfraFact, MigrationFact, MissingSecret};
 use wandb_engine::{DesiredObject, Mode, Phase, names};
 
 use crate::apply::Applier;
@@ -57,11 +57,18 @@ pub async fn backups(
 
 /// Backing services of the plan: their StatefulSet and setup Jobs, judged by the backend's
 /// readiness rule. The connection Secret is left out here (reported as `missing_secrets`).
-pub async fn infra(applier: &Applier, plans: &[InfraPlan]) -> Result<Vec<InfraFact>, kube::Error> {
+/// `missing` are the connection Secrets not published in this pass; `unreachable` the external
+/// endpoints that failed the preflight, as `(kind key, instance, problem)`.
+pub async fn infra(
+    applier: &Applier,
+    plans: &[InfraPlan],
+    missing: &[MissingSecret],
+    unreachable: &[(String, String, String)],
+) -> Result<Vec<InfraFact>, kube::Error> {
     let mut out = Vec::new();
     for plan in plans {
         let mut observed = Observed {
-            connection_secret: true,
+            connection_secret: !missing.iter().any(|m| m.name == plan.connection_secret),
             ..Default::default()
         };
         if let Some(name) = &plan.statefulset_name
@@ -88,7 +95,10 @@ pub async fn infra(applier: &Applier, plans: &[InfraPlan]) -> Result<Vec<InfraFa
             },
             connection_secret: plan.connection_secret.clone(),
             readiness: backends::readiness(plan, &observed),
-            preflight: None,
+            preflight: unreachable
+                .iter()
+                .find(|(k, i, _)| k == plan.kind.key() && *i == plan.instance)
+                .map(|(_, _, p)| p.clone()),
         });
     }
     Ok(out)

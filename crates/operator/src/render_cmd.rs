@@ -17,8 +17,9 @@ pub struct RenderArgs {
     #[arg(short = 'f', long = "filename")]
     pub file: PathBuf,
     /// Manifest source: `file://DIR` (DIR/<version>.yaml or DIR/<version>/*.yaml), `builtin://`
-    /// or `oci://REPOSITORY` (tag = the CR's version; pulled anonymously). Defaults to the
-    /// built-in manifest.
+    /// or `oci://REPOSITORY` (tag = the CR's version; pulled anonymously). Defaults to where the
+    /// operator would read it: the resource's `spec.wandb.manifestRepository`, else
+    /// `oci://<spec.global.imageRegistry or us-docker.pkg.dev/wandb-production/public>/wandb/server-manifest`.
     #[arg(long)]
     pub manifest: Option<String>,
     /// Registries (`host:port`) to pull `oci://` manifests from over plain HTTP (repeatable or
@@ -53,11 +54,15 @@ pub fn run(args: &RenderArgs) -> ExitCode {
 fn render(args: &RenderArgs) -> Result<String, String> {
     let file = args.file.display();
     let text = std::fs::read_to_string(&args.file).map_err(|e| format!("{file}: {e}"))?;
-    let mut cr = parse_cr(&text).map_err(|e| format!("{file}: {e}"))?;
+    let mut cr = parse_any(&text).map_err(|e| format!("{file}: {e}"))?;
     if cr.metadata.namespace.is_none() {
         cr.metadata.namespace = Some(args.namespace.clone());
     }
-    let location = args.manifest.as_deref().unwrap_or("builtin://");
+    let location = match &args.manifest {
+        Some(m) => m.clone(),
+        None => manifests::location_for(&cr, None).0,
+    };
+    let location = location.as_str();
     let manifest = load_manifest(location, &cr.spec.wandb.version, &args.insecure_registries)
         .map_err(|e| {
             format!(
@@ -117,6 +122,24 @@ fn load_manifest(
             message: format!("cannot start the async runtime: {e}"),
         })?;
     rt.block_on(manifests::load(&loader, &parsed, version, None))
+}
+
+/// A v2 resource, or a v1 one converted as the operator's webhook converts it (its findings
+/// printed as warnings).
+fn parse_any(text: &str) -> Result<WeightsAndBiases, String> {
+    if !crate::convert_cmd::is_v1(text)? {
+        return parse_cr(text);
+    }
+    let converted = crate::convert_cmd::convert_text(text)?;
+    for f in &converted.findings {
+        eprintln!("warning: {f}");
+    }
+    if converted.v2.spec.wandb.version.is_empty() {
+        return Err(
+            "spec.values.app.image.tag: no W&B version to render; set app.image.tag".into(),
+        );
+    }
+    Ok(converted.v2)
 }
 
 /// Parses and validates a CR: YAML/type errors name the field and line; CEL rules (the same the

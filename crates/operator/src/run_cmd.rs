@@ -10,6 +10,7 @@ use wandb_operator::admin::{self, Health};
 use wandb_operator::controller::{self, Context};
 use wandb_operator::leader::Election;
 use wandb_operator::manifests::OciLoader;
+use wandb_operator::webhook;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
@@ -64,14 +65,27 @@ pub struct RunArgs {
     )]
     pub insecure_registries: Vec<String>,
     /// Manifest location for instances that leave `spec.wandb.manifestRepository` unset:
-    /// `builtin://` (default), `file://DIR` or `oci://REPOSITORY` (e.g. a mirror of W&B's
-    /// `us-docker.pkg.dev/wandb-production/public/wandb/server-manifest`).
-    #[arg(
-        long,
-        default_value = "builtin://",
-        env = "WANDB_OPERATOR_DEFAULT_MANIFEST_REPOSITORY"
-    )]
-    pub default_manifest_repository: String,
+    /// `builtin://`, `file://DIR` or `oci://REPOSITORY`. Unset: as the official operator,
+    /// `oci://<spec.global.imageRegistry or us-docker.pkg.dev/wandb-production/public>/wandb/server-manifest`.
+    #[arg(long, env = "WANDB_OPERATOR_DEFAULT_MANIFEST_REPOSITORY")]
+    pub default_manifest_repository: Option<String>,
+    /// `host:port` or `:port` where the CRD's conversion webhook (apps.wandb.com/v1 <-> v2) is
+    /// served over HTTPS; `0` (default) serves none, and v1 requests fail.
+    #[arg(long, default_value = "0")]
+    pub webhook_bind_address: String,
+    /// URL the API server calls the webhook at (e.g. `https://127.0.0.1:9443/convert` for a
+    /// local control plane). Default: the Service `--webhook-service` in POD_NAMESPACE.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// The Service in front of the webhook (the chart's `<release>-webhook`).
+    #[arg(long, default_value = wandb_api::WEBHOOK_SERVICE_NAME)]
+    pub webhook_service: String,
+    /// The Service's port.
+    #[arg(long, default_value_t = 443)]
+    pub webhook_service_port: i32,
+    /// Secret (in POD_NAMESPACE) holding the webhook's CA and serving certificate.
+    #[arg(long, default_value = "wandb-operator-webhook-cert")]
+    pub webhook_secret: String,
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -111,10 +125,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
 
 async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
     // A typo here would stall every instance without a manifestRepository: refuse to start.
-    wandb_manifest::ManifestLocation::parse(&args.default_manifest_repository)
-        .map_err(|e| format!("--default-manifest-repository: {e}"))?;
+    if let Some(l) = &args.default_manifest_repository {
+        wandb_manifest::ManifestLocation::parse(l)
+            .map_err(|e| format!("--default-manifest-repository: {e}"))?;
+    }
     let metrics_addr = admin::parse_bind(&args.metrics_bind_address)?;
     let health_addr = admin::parse_bind(&args.health_probe_bind_address)?;
+    let webhook_addr = admin::parse_bind(&args.webhook_bind_address)?;
     // kube is built with rustls + aws-lc-rs only, so rustls picks that provider by itself.
     let config = kube::Config::infer()
         .await
@@ -147,6 +164,11 @@ async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
         () = tracing::Instrument::instrument(wait_for_crd(&client), tracing::info_span!("startup")) => {}
         () = signal.clone() => return Ok(ExitCode::SUCCESS),
     }
+    // Every replica serves conversions (the Service picks any), leader or not.
+    let _webhook = match webhook_addr {
+        Some(addr) => Some(start_webhook(args, &client, addr).await?),
+        None => None,
+    };
     health.set_ready(true);
 
     let concurrency = args.concurrency.max(1);
@@ -194,6 +216,41 @@ async fn serve(args: &RunArgs) -> Result<ExitCode, String> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn start_webhook(
+    args: &RunArgs,
+    client: &kube::Client,
+    addr: std::net::SocketAddr,
+) -> Result<webhook::Webhook, String> {
+    let namespace = args
+        .leader_election_namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let endpoint = match &args.webhook_url {
+        Some(u) => webhook::Endpoint::Url(u.clone()),
+        None => webhook::Endpoint::Service {
+            namespace: namespace.clone(),
+            name: args.webhook_service.clone(),
+            port: args.webhook_service_port,
+        },
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--webhook-bind-address {addr}: {e}"))?;
+    webhook::start(
+        client.clone(),
+        listener,
+        webhook::Options {
+            endpoint,
+            secret_namespace: namespace,
+            secret_name: args.webhook_secret.clone(),
+            policy: webhook::Policy::default(),
+            check_every: std::time::Duration::from_secs(60),
+        },
+    )
+    .await
+    .map_err(|e| format!("conversion webhook: {e}"))
 }
 
 fn spawn_server(addr: std::net::SocketAddr, router: axum::Router) {

@@ -20,6 +20,9 @@ use crate::user_secrets::SecretValues;
 /// `(namespace, name)`.
 type Key = (String, String);
 
+/// The metadata store of one watched namespace scope (`None`: every namespace).
+pub type ScopedStore = (Option<String>, Store<PartialObjectMeta<Secret>>);
+
 /// What the watch says about a Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
@@ -32,13 +35,14 @@ pub enum Seen {
 /// Cheap to clone; shared by the controller's watch and every reconcile.
 #[derive(Clone, Default)]
 pub struct SecretVersions {
-    stores: Arc<Mutex<Vec<Store<PartialObjectMeta<Secret>>>>>,
+    /// One store per watched namespace scope (`None`: every namespace).
+    stores: Arc<Mutex<Vec<ScopedStore>>>,
     values: Arc<Mutex<HashMap<Key, (String, SecretValues)>>>,
 }
 
 impl SecretVersions {
     /// Replaces the watch stores (the controller restarts its watches as a whole).
-    pub fn set_stores(&self, stores: Vec<Store<PartialObjectMeta<Secret>>>) {
+    pub fn set_stores(&self, stores: Vec<ScopedStore>) {
         *self.stores.lock().expect("not poisoned") = stores;
     }
 
@@ -46,25 +50,22 @@ impl SecretVersions {
     pub fn seen(&self, namespace: &str, name: &str) -> Seen {
         let stores = self.stores.lock().expect("not poisoned");
         let key = ObjectRef::new(name).within(namespace);
-        let mut any_ready = false;
-        for store in stores.iter() {
-            if !matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))) {
-                continue;
-            }
-            any_ready = true;
-            if let Some(meta) = store.get(&key) {
-                return match &meta.metadata.resource_version {
-                    Some(rv) => Seen::At(rv.clone()),
-                    None => Seen::Unknown,
-                };
-            }
+        let Some((_, store)) = stores
+            .iter()
+            .find(|(scope, _)| scope.as_deref().is_none_or(|s| s == namespace))
+        else {
+            return Seen::Unknown;
+        };
+        // Until its first listing arrived, the store knows nothing.
+        if !matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))) {
+            return Seen::Unknown;
         }
-        // With one store per watched namespace, a ready store that lacks it may be another
-        // namespace's: only a single (or cluster-wide) store can say "absent" for sure.
-        if any_ready && stores.len() == 1 {
-            Seen::Absent
-        } else {
-            Seen::Unknown
+        match store.get(&key) {
+            None => Seen::Absent,
+            Some(meta) => match &meta.metadata.resource_version {
+                Some(rv) => Seen::At(rv.clone()),
+                None => Seen::Unknown,
+            },
         }
     }
 
@@ -85,5 +86,45 @@ impl SecretVersions {
             Some(v) => values.insert(key, v),
             None => values.remove(&key),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+
+    fn meta(name: &str, rv: &str) -> PartialObjectMeta<Secret> {
+        let mut m = PartialObjectMeta::<Secret>::default();
+        m.metadata.name = Some(name.into());
+        m.metadata.namespace = Some("a".into());
+        m.metadata.resource_version = Some(rv.into());
+        m
+    }
+
+    #[test]
+    fn the_watch_says_absent_or_at_which_version_and_values_are_kept_by_version() {
+        let mut writer = Writer::<PartialObjectMeta<Secret>>::default();
+        let v = SecretVersions::default();
+        v.set_stores(vec![(Some("a".into()), writer.as_reader())]);
+        assert_eq!(v.seen("a", "db"), Seen::Unknown, "not listed yet");
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(meta("db", "5")));
+        writer.apply_watcher_event(&Event::InitDone);
+        assert_eq!(v.seen("a", "db"), Seen::At("5".into()));
+        assert_eq!(v.seen("a", "gone"), Seen::Absent);
+        assert_eq!(v.seen("b", "db"), Seen::Unknown, "a namespace not watched");
+
+        let values = SecretValues::from([("password".to_string(), "x".to_string())]);
+        v.remember("a", "db", Some(("5".into(), values.clone())));
+        assert_eq!(v.values_at("a", "db", "5"), Some(values));
+        assert_eq!(
+            v.values_at("a", "db", "6"),
+            None,
+            "a new version is read again"
+        );
+        v.remember("a", "db", None);
+        assert_eq!(v.values_at("a", "db", "5"), None);
     }
 }

@@ -96,7 +96,7 @@ pub async fn ensure(
         let owner_for = if spec.shared {
             None
         } else {
-            crate::controller::owner_for(cr, "Secret", &spec.name, spec.retain, owner)
+            crate::controller::owner_for(spec.retain, spec.on_delete, owner)
         };
         match &spec.source {
             SecretSource::Generated { length } => {

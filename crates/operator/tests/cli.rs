@@ -1,4 +1,4 @@
-//! The `crd` and `render` subcommands as a user runs them: output, exit codes and messages.
+//! The `crd`, `render` and `convert` subcommands as a user runs them: output, exit codes and messages.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -74,7 +74,7 @@ fn render_prints_objects_without_secret_values() {
     let cr = write(&d, "wandb.yaml", GOOD);
     let out = render(&cr, &fixtures());
     assert!(out.status.success(), "{}", stderr(&out));
-    let yaml = String::from_utf8(out.stdout).unwrap();
+    let yaml = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(yaml.contains("kind: Deployment") && yaml.contains("kind: Job"));
     assert!(
         !yaml.contains("super-secret-license-text"),
@@ -84,7 +84,20 @@ fn render_prints_objects_without_secret_values() {
         !yaml.contains("\ndata:") && !yaml.contains("stringData"),
         "declared Secrets carry no values"
     );
-    // The built-in manifest is the default.
+}
+
+#[test]
+fn render_reads_the_manifest_where_the_operator_would() {
+    let d = tmp();
+    // The resource's own manifestRepository.
+    let cr = write(
+        &d,
+        "own.yaml",
+        &GOOD.replace(
+            "    version: \"0.84.0\"\n",
+            "    version: \"0.84.0\"\n    manifestRepository: builtin://\n",
+        ),
+    );
     let out = bin().args(["render", "-f"]).arg(&cr).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -92,6 +105,94 @@ fn render_prints_objects_without_secret_values() {
             .unwrap()
             .contains("wandb/local:0.84.0")
     );
+    // Unset: W&B's registry layout under spec.global.imageRegistry (a closed port here, so the
+    // failure names the location without any network).
+    let cr = write(
+        &d,
+        "mirror.yaml",
+        &format!("{GOOD}  global: {{imageRegistry: \"127.0.0.1:9\"}}\n"),
+    );
+    let out = bin().args(["render", "-f"]).arg(&cr).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("oci://127.0.0.1:9/wandb/server-manifest"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+const V1: &str = "apiVersion: apps.wandb.com/v1
+kind: WeightsAndBiases
+metadata: {name: wandb, namespace: default}
+spec:
+  values:
+    global:
+      host: https://wandb.example.com
+      license: v1-license-literal
+      mysql: {host: db.example.com, user: wandb, password: v1-db-password, database: wandb_local}
+      bucket: {provider: s3, name: my-bucket, region: us-east-1}
+    redis: {install: false}
+    app:
+      image: {tag: \"0.84.0\"}
+      extraEnv: {T: \"{{ .Values.x }}\"}
+    yace: {install: true}
+";
+
+#[test]
+fn convert_prints_v2_and_the_secret_with_values_only_on_request() {
+    let d = tmp();
+    let f = write(&d, "v1.yaml", V1);
+    let out = bin().args(["convert", "-f"]).arg(&f).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let yaml = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(yaml.contains("apiVersion: apps.wandb.com/v2"), "{yaml}");
+    assert!(
+        yaml.contains("kind: Secret") && yaml.contains("name: wandb-v1-values"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("<redacted>"));
+    for secret in ["v1-license-literal", "v1-db-password"] {
+        assert!(
+            !yaml.contains(secret),
+            "{secret} printed without --show-secrets"
+        );
+    }
+    let err = stderr(&out);
+    assert!(
+        err.contains("spec.values.yace") && err.contains("spec.values.app.extraEnv.T"),
+        "{err}"
+    );
+    assert!(err.contains("spec.values.global.redis.host"), "{err}");
+
+    let out = bin()
+        .args(["convert", "--show-secrets", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let yaml = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(yaml.contains("v1-db-password") && yaml.contains("v1-license-literal"));
+
+    // A v2 file is refused with a reason.
+    let v2 = write(&d, "v2.yaml", GOOD);
+    let out = bin().args(["convert", "-f"]).arg(&v2).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not an apps.wandb.com/v1"));
+}
+
+#[test]
+fn render_accepts_v1_input() {
+    let d = tmp();
+    let f = write(&d, "v1.yaml", V1);
+    let out = render(&f, "builtin://");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let yaml = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(yaml.contains("wandb/local:0.84.0"));
+    assert!(
+        yaml.contains("wandb-v1-values"),
+        "connections read the conversion Secret"
+    );
+    assert!(!yaml.contains("v1-db-password") && !yaml.contains("v1-license-literal"));
+    assert!(stderr(&out).contains("spec.values.yace"));
 }
 
 #[test]

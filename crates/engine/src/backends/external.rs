@@ -49,6 +49,7 @@ impl Backend for External {
             self.kind,
             &self.instance,
             Mode::External,
+            ctx.inst.retention,
         )]
     }
     fn plan(&self, ctx: &InfraContext) -> InfraPlan {
@@ -89,11 +90,13 @@ pub fn selectors(
                 .and_then(|m| m.get(instance))
                 .and_then(|m| m.external_mysql.as_ref())
             {
-                add("host", Some(&e.host));
+                // The URL first: the separate fields, set after it, override its parts.
+                add("url", e.url.as_ref());
+                add("host", e.host.as_ref());
                 add("port", e.port.as_ref());
-                add("database", Some(&e.database));
-                add("user", Some(&e.username));
-                add("password", Some(&e.password));
+                add("database", e.database.as_ref());
+                add("user", e.username.as_ref());
+                add("password", e.password.as_ref());
                 add("tls", e.tls.as_ref());
                 add("sslCa", e.ssl_ca.as_ref());
                 add("sslCert", e.ssl_cert.as_ref());

@@ -139,6 +139,7 @@ pub fn connection_spec(
     kind: ServiceKind,
     instance: &str,
     mode: Mode,
+    on_delete: RetentionPolicy,
 ) -> SecretSpec {
     let service = kind.key().to_string();
     let instance_s = instance.to_string();
@@ -171,6 +172,7 @@ pub fn connection_spec(
         retain,
         shared: false,
         manifest_name: None,
+        on_delete,
     }
 }
 

@@ -16,8 +16,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use wandb_manifest::{Application, HorizontalAutoscaling};
 
-use super::probes;
 use super::{BuildContext, pod, security};
+use super::{overrides, probes};
 use crate::EngineError;
 use crate::desired::{DesiredObject, Phase};
 use crate::names;
@@ -53,16 +53,17 @@ pub fn build(
     // Certificates external services' URLs name (ssl-ca=/etc/ssl/certs/mysql_ca.pem, ...).
     crate::backends::certs::add_to_pod(ctx.cr, inst, &mut mounts);
     env.extend(ctx.proxy_env.iter().cloned());
+    overrides::apply_env(ctx.cr, Some(app_name), app.legacy_key.as_deref(), &mut env);
 
     let containers = app
         .effective_containers(app_name)
         .iter()
-        .map(|c| container(app, c, ctx, &env, &mounts.mounts))
+        .map(|c| container(app_name, app, c, ctx, &env, &mounts.mounts))
         .collect::<Vec<_>>();
     let init_containers = app
         .effective_init_containers()
         .iter()
-        .map(|c| container(app, c, ctx, &env, &mounts.mounts))
+        .map(|c| container(app_name, app, c, ctx, &env, &mounts.mounts))
         .collect::<Vec<_>>();
 
     let sizing = app.sizing_for(inst.size_key, inst.require_limits);
@@ -181,6 +182,7 @@ pub fn build(
 }
 
 fn container(
+    app_name: &str,
     app: &Application,
     c: &wandb_manifest::Container,
     ctx: &BuildContext,
@@ -198,7 +200,17 @@ fn container(
         })
         .collect();
     let (startup, liveness, readiness) = probes::build(c, &ports, ctx.probes);
-    let resources = app.container_resources(c, ctx.inst.size_key, ctx.inst.require_limits);
+    let mut resources = app
+        .container_resources(c, ctx.inst.size_key, ctx.inst.require_limits)
+        .to_k8s();
+    overrides::apply_resources(
+        ctx.cr,
+        app_name,
+        app.legacy_key.as_deref(),
+        ctx.inst.require_limits,
+        &mut resources,
+    );
+    let has_resources = resources.requests.is_some() || resources.limits.is_some();
     Container {
         name: names::dns_label(&c.name),
         image: c
@@ -210,7 +222,7 @@ fn container(
         ports: (!ports.is_empty()).then_some(ports),
         env: (!env.is_empty()).then(|| env.to_vec()),
         volume_mounts: (!mounts.is_empty()).then(|| mounts.to_vec()),
-        resources: (!resources.is_empty()).then(|| resources.to_k8s()),
+        resources: has_resources.then_some(resources),
         startup_probe: startup,
         liveness_probe: liveness,
         readiness_probe: readiness,
@@ -237,11 +249,16 @@ fn autoscaling(
         .and_then(|a| a.get(app_name))
         .and_then(|o| o.autoscaling.as_ref());
     match (from_manifest, user) {
-        (_, Some(u)) => {
+        // Each bound is optional: an unset one keeps the manifest's (else min 1, max >= min),
+        // and the manifest's metrics and behaviour are kept.
+        (m, Some(u)) => {
+            let base = m.unwrap_or_default();
+            let min = u.min_replicas.or(base.min_replicas).unwrap_or(1);
+            let max = u.max_replicas.or(base.max_replicas).unwrap_or(min).max(min);
             let h = HorizontalAutoscaling {
-                min_replicas: Some(u.min_replicas),
-                max_replicas: Some(u.max_replicas.max(u.min_replicas)),
-                ..Default::default()
+                min_replicas: Some(min),
+                max_replicas: Some(max),
+                ..base
             };
             h.normalized()
         }

@@ -48,6 +48,7 @@ pub fn build(
     // Certificates external services' URLs name (ssl-ca=/etc/ssl/certs/mysql_ca.pem, ...).
     crate::backends::certs::add_to_pod(ctx.cr, inst, &mut mounts);
     env.extend(ctx.proxy_env.iter().cloned());
+    super::overrides::apply_env(ctx.cr, None, None, &mut env);
 
     let container = Container {
         name: "migrate".into(),

@@ -3,6 +3,7 @@
 mod app;
 mod migration;
 mod networking;
+pub mod overrides;
 pub(crate) mod pod;
 mod probes;
 mod rbac;
@@ -135,6 +136,9 @@ pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
     if inst.networking == NetworkingMode::Gateway {
         objects.extend(networking::gateway_api(ctx, &mut ctx.warnings.borrow_mut()));
     }
+    ctx.warnings
+        .borrow_mut()
+        .extend(overrides::unknown_keys(ctx.cr, ctx.manifest));
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -186,6 +190,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             retain: true,
             shared: gs.use_exact_name,
             manifest_name: Some(gs.name.clone()),
+            on_delete: inst.retention,
         });
     }
     if ctx.cr.spec.wandb.license.is_some() && ctx.cr.spec.wandb.license_secret.is_none() {
@@ -198,6 +203,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             retain: false,
             shared: false,
             manifest_name: None,
+            on_delete: inst.retention,
         });
     }
     let smtp = ctx
@@ -216,6 +222,7 @@ fn secret_specs(ctx: &BuildContext, infra: Vec<SecretSpec>) -> Vec<SecretSpec> {
             retain: false,
             shared: false,
             manifest_name: None,
+            on_delete: inst.retention,
         });
     }
     // Backing services: connection Secrets and generated credentials.

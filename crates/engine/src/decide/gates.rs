@@ -93,6 +93,19 @@ pub fn migration_gate(
     }
 }
 
+/// The migration Jobs to delete: once every Job of the version completed (and the success is
+/// being recorded), the finished Jobs go; they are not re-created, as the gate is then
+/// [`MigrationGate::Recorded`].
+pub fn finished_jobs<'a>(gate: &MigrationGate, jobs: &'a [MigrationFact]) -> Vec<&'a str> {
+    if *gate != MigrationGate::AllComplete {
+        return vec![];
+    }
+    jobs.iter()
+        .filter(|j| j.state == JobState::Complete)
+        .map(|j| j.job.as_str())
+        .collect()
+}
+
 /// The phases this reconcile may apply, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gates {
@@ -207,6 +220,19 @@ mod tests {
             migration_gate("1", None, &pending, true),
             MigrationGate::Pending
         );
+    }
+
+    #[test]
+    fn finished_jobs_go_only_once_all_completed() {
+        let done = [fact("a", JobState::Complete), fact("b", JobState::Complete)];
+        assert_eq!(
+            finished_jobs(&MigrationGate::AllComplete, &done),
+            ["a", "b"]
+        );
+        let running = [fact("a", JobState::Complete), fact("b", JobState::Running)];
+        let gate = migration_gate("1", None, &running, true);
+        assert!(finished_jobs(&gate, &running).is_empty());
+        assert!(finished_jobs(&MigrationGate::Recorded, &done).is_empty());
     }
 
     #[test]

@@ -12,11 +12,20 @@ pub mod status;
 pub mod versions;
 
 pub use backups::{BackupFact, BackupGate, backup_gate};
-pub use gates::{Gates, JobState, MigrationFact, MigrationGate, migration_gate};
+pub use gates::{Gates, JobState, MigrationFact, MigrationGate, finished_jobs, migration_gate};
 pub use status::{
     DeploymentFact, Facts, Failure, FailureKind, InfraFact, ManifestProblem, MissingSecret,
     Transition, compute, transitions,
 };
+
+/// How a resource created as `apps.wandb.com/v1` was converted, for the `V1ValuesMapped`
+/// condition (reported, never gating Ready).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversionReport {
+    pub complete: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
 
 /// What the check of internal service auth's token issuer found, for the `InternalServiceAuth`
 /// condition (reported, never gating Ready).

@@ -185,9 +185,9 @@ pub async fn changes(
         if o.kind == "Job" && (live.is_some() || (o.phase == Phase::Migrations && recorded)) {
             continue; // an existing Job is observed, never re-applied; done migrations not re-run
         }
-        let owner_ref: Option<&OwnerReference> = owner
-            .as_ref()
-            .and_then(|ow| crate::controller::owner_for(&cr, &o.kind, &o.name, o.retain, ow));
+        let owner_ref: Option<&OwnerReference> = owner.as_ref().and_then(|ow| {
+            crate::controller::owner_for(o.retain, wandb_api::RetentionPolicy::Detach, ow)
+        });
         let mut desired = o.object.clone();
         if let Some(ow) = owner_ref {
             desired["metadata"]["ownerReferences"] =

@@ -109,12 +109,10 @@ pub async fn run(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action,
 /// The owner reference an object is written with: always for ordinary objects; for retained
 /// data only when its policy is `purge`, so that data under `detach` survives even a deletion
 /// that bypasses the finalizer.
-pub fn owner_for<'a>(
-    cr: &WeightsAndBiases,
-    kind: &str,
-    name: &str,
+pub fn owner_for(
     retained: bool,
-    owner: &'a OwnerReference,
-) -> Option<&'a OwnerReference> {
-    (!retained || retention::policy_for(cr, kind, name) == RetentionPolicy::Purge).then_some(owner)
+    on_delete: RetentionPolicy,
+    owner: &OwnerReference,
+) -> Option<&OwnerReference> {
+    (!retained || on_delete == RetentionPolicy::Purge).then_some(owner)
 }

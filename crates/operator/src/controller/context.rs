@@ -15,8 +15,10 @@ pub struct Context {
     /// Prometheus metrics (served on /metrics).
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub recorder: Recorder,
-    /// Manifest location used when `spec.wandb.manifestRepository` is unset.
-    pub default_manifest: String,
+    /// Manifest location used when `spec.wandb.manifestRepository` is unset; when this is
+    /// unset too, W&B's registry as the official operator uses it
+    /// ([`crate::manifests::location_for`]).
+    pub default_manifest: Option<String>,
     /// Fetches `oci://` manifests and caches them by digest (see [`crate::manifests::oci`]).
     pub oci: crate::manifests::OciLoader,
     /// How long a failed preflight stands before the endpoint is checked again.
@@ -73,7 +75,7 @@ impl Context {
             client,
             metrics,
             recorder,
-            default_manifest: "builtin://".into(),
+            default_manifest: None,
             oci: crate::manifests::OciLoader::default(),
             preflight_retry: PREFLIGHT_RETRY,
             gateway_api_recheck: Duration::from_secs(60),

@@ -5,7 +5,6 @@
 
 use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use wandb_api::WeightsAndBiases;
 use wandb_engine::decide::{Failure, FailureKind, Gates, JobState, MigrationFact};
 use wandb_engine::{DesiredObject, GATEWAY_API_VERSION};
 
@@ -28,7 +27,6 @@ pub struct Applied {
 }
 
 pub async fn apply(
-    cr: &WeightsAndBiases,
     applier: &Applier,
     objects: &[DesiredObject],
     gates: &Gates,
@@ -58,7 +56,7 @@ pub async fn apply(
         let writes: Vec<WriteFuture> = group
             .iter()
             .map(|o| -> WriteFuture {
-                Box::pin(async move { (o, apply_one(cr, applier, o, migrations, owner).await) })
+                Box::pin(async move { (o, apply_one(applier, o, migrations, owner).await) })
             })
             .collect();
         let results: Vec<(&DesiredObject, Result<(), kube::Error>)> = futures::stream::iter(writes)
@@ -93,7 +91,6 @@ pub async fn apply(
 }
 
 async fn apply_one(
-    cr: &WeightsAndBiases,
     applier: &Applier,
     o: &DesiredObject,
     migrations: &[MigrationFact],
@@ -102,7 +99,8 @@ async fn apply_one(
     if o.kind == "Job" && job_exists(applier, o, migrations).await? {
         return Ok(()); // Jobs are immutable; an existing one is observed, never re-applied
     }
-    let owner_for = super::owner_for(cr, &o.kind, &o.name, o.retain, owner);
+    // No desired object is retained data (that is in Secrets and claims): always owned.
+    let owner_for = super::owner_for(o.retain, wandb_api::RetentionPolicy::Detach, owner);
     applier.apply(&o.object, owner_for).await.map(|_| ())
 }
 

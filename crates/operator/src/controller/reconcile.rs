@@ -17,8 +17,8 @@ use wandb_engine::Phase;
 use wandb_manifest::{ManifestError, ManifestLocation, ServerManifest};
 
 use wandb_engine::decide::{
-    self, Facts, Failure, FailureKind, Gates, JobState, ManifestProblem, MigrationGate,
-    MissingSecret, Transition, migration_gate,
+    self, Facts, Failure, FailureKind, Gates, ManifestProblem, MigrationGate, MissingSecret,
+    Transition, migration_gate,
 };
 
 use super::{Context, Error, cleanup, phases};
@@ -97,6 +97,7 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
         pod_inputs_missing: vec![],
         creation_failures: vec![],
         paused: false,
+        v1_conversion: crate::convert::report::of(&cr),
     };
     let result = match pass(&cr, &ctx, &applier, &mut facts).await {
         Ok(action) => Ok(action),
@@ -240,19 +241,17 @@ async fn pass(
     ) {
         return Err(refused);
     }
+    // A resource created as v1 whose values were not all carried over: said once per change.
+    if let Some(note) = crate::convert::report::news(facts.v1_conversion.as_ref(), &prev) {
+        publish_warning(ctx, cr, wandb_api::Reason::CONVERSION_INCOMPLETE, &note).await;
+    }
 
     // The user's Secrets are watched from the start, so that creating a missing one or fixing a
     // key is acted on at once, even while the instance waits for it (or for its manifest).
     ctx.secret_index.add(cr, pod_inputs::watched(cr, None));
 
     // 1. Manifest.
-    let (location, field) = match &cr.spec.wandb.manifest_repository {
-        Some(l) => (l.clone(), "spec.wandb.manifestRepository"),
-        None => (
-            ctx.default_manifest.clone(),
-            "the default manifest (spec.wandb.manifestRepository is unset)",
-        ),
-    };
+    let (location, field) = crate::manifests::location_for(cr, ctx.default_manifest.as_deref());
     let manifest = match load_manifest(cr, ctx, field, &location, &version).await {
         Ok(m) => m,
         Err(p) => {
@@ -366,15 +365,9 @@ async fn pass(
         .await
         .doing(|| "reading the migration Jobs".into())?;
     let last_success = last_success.as_deref();
-    facts.infra = observe::infra(applier, &built.infra)
+    facts.infra = observe::infra(applier, &built.infra, &facts.missing_secrets, &unreachable)
         .await
         .doing(|| "reading the backing services".into())?;
-    for f in &mut facts.infra {
-        f.preflight = unreachable
-            .iter()
-            .find(|(k, i, _)| *k == f.kind && *i == f.instance)
-            .map(|(_, _, p)| p.clone());
-    }
     let infra_ready = facts.infra_ready();
     let backup_jobs = observe::backups(applier, &built.objects)
         .await
@@ -388,7 +381,7 @@ async fn pass(
     };
 
     // 5. Apply, phase by phase; the objects of one phase concurrently.
-    let applied = phases::apply(cr, applier, &built.objects, &gates, &jobs, &owner).await?;
+    let applied = phases::apply(applier, &built.objects, &gates, &jobs, &owner).await?;
     facts.gateway_api_missing = applied.gateway_api_missing;
 
     // 6. Prune what this instance owns but no longer renders.
@@ -432,13 +425,11 @@ async fn pass(
         .map_err(status_failed)?;
 
     // 8. Migrations recorded as succeeded: their finished Jobs can go.
-    if gates.migrations == MigrationGate::AllComplete {
-        for j in jobs.iter().filter(|j| j.state == JobState::Complete) {
-            applier
-                .delete("batch/v1", "Job", &j.job)
-                .await
-                .doing(|| format!("deleting the finished migration Job {}", j.job))?;
-        }
+    for job in decide::finished_jobs(&gates.migrations, &jobs) {
+        applier
+            .delete("batch/v1", "Job", job)
+            .await
+            .doing(|| format!("deleting the finished migration Job {job}"))?;
     }
 
     // Backup Jobs beyond `keep`, or of an abandoned or rolled back upgrade, go.

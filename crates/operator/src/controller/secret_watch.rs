@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::{Controller, WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt};
 use wandb_api::WeightsAndBiases;
@@ -125,13 +125,13 @@ pub fn watch(
     client: &Client,
     ns: Option<&str>,
     ctx: std::sync::Arc<super::Context>,
-    stores: &mut Vec<Store<PartialObjectMeta<Secret>>>,
+    stores: &mut Vec<crate::secret_versions::ScopedStore>,
 ) -> Controller<WeightsAndBiases> {
     // Metadata-only lists and watches. The store keeps names and versions for the readers
     // (crate::secret_versions); everything else is dropped as it arrives.
     let api = super::api::<PartialObjectMeta<Secret>>(client, ns);
     let writer = Writer::<PartialObjectMeta<Secret>>::default();
-    stores.push(writer.as_reader());
+    stores.push((ns.map(str::to_string), writer.as_reader()));
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(|m| {

@@ -18,6 +18,38 @@ pub use oci::OciLoader;
 const DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
 const DOCKERCONFIGJSON_KEY: &str = ".dockerconfigjson";
 
+/// W&B's public registry, where the official operator pulls server manifests from.
+pub const OFFICIAL_REGISTRY: &str = "us-docker.pkg.dev/wandb-production/public";
+
+/// Where an instance's manifest comes from, as the official operator decides it:
+/// `spec.wandb.manifestRepository`, else the operator's `--default-manifest-repository`, else
+/// `oci://<spec.global.imageRegistry or us-docker.pkg.dev/wandb-production/public>/wandb/server-manifest`.
+/// Returns the location and what chose it (for messages).
+pub fn location_for(
+    cr: &wandb_api::WeightsAndBiases,
+    operator_default: Option<&str>,
+) -> (String, &'static str) {
+    if let Some(l) = &cr.spec.wandb.manifest_repository {
+        return (l.clone(), "spec.wandb.manifestRepository");
+    }
+    if let Some(l) = operator_default {
+        return (
+            l.to_owned(),
+            "the operator's --default-manifest-repository (spec.wandb.manifestRepository is unset)",
+        );
+    }
+    let registry = cr
+        .spec
+        .global
+        .as_ref()
+        .and_then(|g| g.image_registry.as_deref())
+        .unwrap_or(OFFICIAL_REGISTRY);
+    (
+        format!("oci://{registry}/wandb/server-manifest"),
+        "the default manifest repository (spec.wandb.manifestRepository is unset; from spec.global.imageRegistry or W&B's registry)",
+    )
+}
+
 /// Loads (parse and merge; no compatibility or validity check) the manifest of `version`.
 pub async fn load(
     loader: &OciLoader,

@@ -19,10 +19,13 @@ use wandb_testkit::{TestNamespace, condition_status, wait_for};
 
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Applies the shipped CRD (server-side) and waits until it is Established.
+/// Applies the shipped CRD (server-side) and waits until it is Established. Its conversion
+/// block is left out: the tests' field manager must not own (and reset) the clientConfig that
+/// the conversion test's webhook points at itself; v2-only tests never call a webhook.
 pub async fn install_crd(client: &kube::Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = wandb_api::crd();
+    let mut crd = wandb_api::crd();
+    crd.spec.conversion = None;
     api.patch(
         &crd.name_any(),
         &PatchParams::apply("wandb-operator-tests").force(),

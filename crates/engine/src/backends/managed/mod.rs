@@ -345,7 +345,8 @@ pub fn backend(kind: ServiceKind, instance: &str) -> Box<dyn Backend> {
     }
 }
 
-fn credentials_spec(inst: &Instance, kind: ServiceKind, instance: &str) -> Option<SecretSpec> {
+fn credentials_spec(ctx: &InfraContext, kind: ServiceKind, instance: &str) -> Option<SecretSpec> {
+    let inst = ctx.inst;
     let keys = credential_keys(kind);
     (!keys.is_empty()).then(|| SecretSpec {
         name: credentials_secret(inst, kind, instance),
@@ -356,7 +357,20 @@ fn credentials_spec(inst: &Instance, kind: ServiceKind, instance: &str) -> Optio
         retain: true,
         shared: false,
         manifest_name: None,
+        on_delete: service_retention(ctx, kind, instance),
     })
+}
+
+/// The managed service's `retentionPolicy`, else the resource's.
+fn service_retention(
+    ctx: &InfraContext,
+    kind: ServiceKind,
+    instance: &str,
+) -> wandb_api::RetentionPolicy {
+    managed_settings(ctx.cr, kind, instance)
+        .0
+        .and_then(|c| c.retention_policy.as_ref())
+        .map_or(ctx.inst.retention, |r| r.on_delete)
 }
 
 fn managed_plan(
@@ -380,16 +394,19 @@ fn managed_plan(
         connection_secret: inst.connection_secret(kind, instance),
         credentials_secret: (!credential_keys(kind).is_empty())
             .then(|| credentials_secret(inst, kind, instance)),
-        retention: managed_settings(ctx.cr, kind, instance)
-            .0
-            .and_then(|c| c.retention_policy.as_ref())
-            .map_or(inst.retention, |r| r.on_delete),
+        retention: service_retention(ctx, kind, instance),
     }
 }
 
 fn managed_secrets(ctx: &InfraContext, kind: ServiceKind, instance: &str) -> Vec<SecretSpec> {
-    let mut out = vec![connection_spec(ctx.inst, kind, instance, Mode::Managed)];
-    out.extend(credentials_spec(ctx.inst, kind, instance));
+    let mut out = vec![connection_spec(
+        ctx.inst,
+        kind,
+        instance,
+        Mode::Managed,
+        service_retention(ctx, kind, instance),
+    )];
+    out.extend(credentials_spec(ctx, kind, instance));
     out
 }
 

@@ -173,6 +173,12 @@ impl ConnInputs {
         let f = crate::connection::normalize_field(field);
         let v = (!value.is_empty()).then(|| value.to_string());
         let slot = match f.as_str() {
+            "url" => {
+                if let Some(u) = v {
+                    self.set_from_mysql_url(&u);
+                }
+                return true;
+            }
             "host" => &mut self.host,
             "port" => &mut self.port,
             "user" => &mut self.user,
@@ -211,6 +217,44 @@ impl ConnInputs {
         };
         *slot = v;
         true
+    }
+}
+
+impl ConnInputs {
+    /// The parts of `mysql://user:pass@host:port/db?tls=...` (user and password
+    /// percent-decoded); what does not parse is left unset, so the composed URL names the
+    /// missing part (`host is required`, ...).
+    fn set_from_mysql_url(&mut self, url: &str) {
+        let rest = url.trim().split_once("://").map_or(url.trim(), |(_, r)| r);
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        if let Some(u) = userinfo {
+            let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+            self.user = some(decode(user));
+            self.password = some(decode(pass));
+        }
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (h, Some(p)),
+            _ => (hostport, None),
+        };
+        self.host = some(host.to_string());
+        self.port = port.map(str::to_string).and_then(some);
+        self.database = some(decode(database.trim_end_matches('/')));
+        for kv in query.split('&') {
+            if let Some(("tls", t)) = kv.split_once('=') {
+                self.tls = some(decode(t));
+            }
+        }
     }
 }
 

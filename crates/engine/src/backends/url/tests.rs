@@ -408,3 +408,24 @@ fn connection_secrets_carry_the_keys_the_table_promises() {
         }
     }
 }
+
+#[test]
+fn mysql_from_a_whole_url_and_fields_override_its_parts() {
+    let url = format!("mysql://wandb:{TRICKY_ENC}@db.example.com:3307/wandb_local?tls=preferred");
+    let i = inputs(&[("url", &url)]);
+    assert_eq!(i.password.as_deref(), Some(TRICKY), "percent-decoded");
+    assert_eq!(i.port.as_deref(), Some("3307"));
+    assert_eq!(i.tls.as_deref(), Some("preferred"));
+    assert_eq!(mysql_url(&i).unwrap(), url, "recomposed identically");
+    let data = connection_secret_data(ServiceKind::Mysql, &i).unwrap();
+    assert_eq!(data["host"], "db.example.com");
+    assert_eq!(data["database"], "wandb_local");
+    // A field set after the URL wins.
+    let i = inputs(&[("url", &url), ("host", "other.example.com")]);
+    assert!(mysql_url(&i).unwrap().contains("@other.example.com:3307/"));
+    // Without a port the default applies; a URL without a host names what is missing.
+    let i = inputs(&[("url", "mysql://u:p@db/wandb")]);
+    assert_eq!(mysql_url(&i).unwrap(), "mysql://u:p@db:3306/wandb");
+    let i = inputs(&[("url", "mysql:///wandb")]);
+    assert_eq!(mysql_url(&i).unwrap_err(), UrlError::Missing("host"));
+}

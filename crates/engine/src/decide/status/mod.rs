@@ -155,6 +155,8 @@ pub struct Facts {
     pub creation_failures: Vec<String>,
     /// The `apps.wandb.com/paused` annotation: nothing was observed or written.
     pub paused: bool,
+    /// How a resource created as v1 was converted; `None` for one created as v2.
+    pub v1_conversion: Option<super::ConversionReport>,
 }
 
 impl Facts {
@@ -439,6 +441,19 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
         ),
         None => c.retain(|x| x.type_ != ConditionType::InternalServiceAuth.as_str()),
     }
+    // v1 conversion: reported, not gating.
+    match &f.v1_conversion {
+        Some(r) => set_condition(
+            c,
+            ConditionType::V1ValuesMapped,
+            r.complete,
+            r.reason,
+            &r.message,
+            g,
+            now,
+        ),
+        None => c.retain(|x| x.type_ != ConditionType::V1ValuesMapped.as_str()),
+    }
 
     // Applications.
     let apps_ready = f.applications_ready();
@@ -596,6 +611,19 @@ fn infra_map(f: &Facts) -> BTreeMap<String, BTreeMap<String, InfraStatus>> {
             .iter()
             .find(|m| m.name == i.connection_secret);
         let (ready, state, message) = match &i.readiness {
+            // Why its connection is not published says more than "not written yet".
+            Readiness::Progressing(_)
+                if let Some(MissingSecret { why: Some(why), .. }) = conn_missing =>
+            {
+                (
+                    false,
+                    InfraState::Pending,
+                    Some(format!(
+                        "connection Secret {} is not written: {why}",
+                        i.connection_secret
+                    )),
+                )
+            }
             Readiness::Failed(m) => (false, InfraState::Error, Some(m.clone())),
             Readiness::Progressing(m) => (false, InfraState::Pending, Some(m.clone())),
             Readiness::Ready if let Some(missing) = conn_missing => (

@@ -47,6 +47,7 @@ fn facts() -> Facts {
         creation_failures: vec![],
         paused: false,
         internal_auth: None,
+        v1_conversion: None,
     }
 }
 
