@@ -81,6 +81,12 @@ impl Reason {
     pub const INTERNAL_ERROR: &'static str = "InternalError";
     /// `spec.wandb.version` is older than a version whose migrations already ran.
     pub const DOWNGRADE_REFUSED: &'static str = "DowngradeRefused";
+    /// A backup Job before an upgrade's migrations failed; the previous version keeps running.
+    pub const BACKUP_FAILED: &'static str = "BackupFailed";
+    /// The backups before an upgrade's migrations are being taken.
+    pub const BACKUP_RUNNING: &'static str = "BackupRunning";
+    /// `spec.wandb.upgrade.backup.mode: required` waits for `apps.wandb.com/backup-taken`.
+    pub const BACKUP_REQUIRED: &'static str = "BackupRequired";
     /// Paused by the `apps.wandb.com/paused` annotation.
     pub const PAUSED: &'static str = "Paused";
     /// A Secret, key, ConfigMap, ServiceAccount or PersistentVolumeClaim a pod reads is missing.

@@ -69,6 +69,34 @@ pub struct WandbStatus {
     /// The migration gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationStatus>,
+    /// The backups taken before upgrades' migrations, oldest first (the last
+    /// `spec.wandb.upgrade.backup.keep` per service).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub backups: Vec<BackupRecord>,
+}
+
+/// One backup an upgrade used.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    /// The version whose data it holds (the rollback target).
+    pub from_version: String,
+    /// The version the upgrade went to.
+    pub to_version: String,
+    /// `mysql/<instance>` or `clickhouse/<instance>` for a dump the operator took; `external`
+    /// for a backup the user acknowledged (`apps.wandb.com/backup-taken`).
+    pub service: String,
+    /// The dump's ID for `wandb-operator restore --backup`: its path in the PVC
+    /// `<name>-backups` (`<instance>/<service>/<from>-<to>-<time>.sql.gz`, with a `.sha256`
+    /// file beside it); for an acknowledged backup, the snapshot id the user gave.
+    pub location: String,
+    /// The Job that took it (none for an acknowledged backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// When it completed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
 }
 
 /// Migrations for a version.

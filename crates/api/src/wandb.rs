@@ -92,6 +92,66 @@ pub struct WandbAppSpec {
     #[schemars(extend("maxProperties" = 64))]
     #[x_kube(validation = Rule::new("!('global' in self) || !has(self['global'].resources)").message("spec.wandb.legacyOverrides.global takes env only; put resources under an application's key"))]
     pub legacy_overrides: Option<BTreeMap<String, LegacyOverride>>,
+
+    /// How upgrades are made recoverable (backups before migrations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeSpec>,
+}
+
+/// Upgrade safety. W&B's database migrations are forward-only, so the way back from an upgrade
+/// is a backup taken before its migrations ran.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeSpec {
+    /// Backups taken when `spec.wandb.version` changes, before the new version's migrations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+}
+
+/// Backups before migrations.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// `managedOnly` (default): before an upgrade's migrations, a Job dumps every managed MySQL
+    /// and ClickHouse into the PVC `<name>-backups`; migrations wait for it and a failed dump
+    /// stops the upgrade. `required`: the same, and when a MySQL or ClickHouse is external the
+    /// upgrade also waits for the annotation `apps.wandb.com/backup-taken: "<version>:<snapshot
+    /// id>"` saying a backup of it was taken (e.g. a cloud snapshot). `none`: no backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<BackupMode>,
+    /// How many backups to keep per service (dumps in the PVC, their Jobs, and the records in
+    /// `status.wandb.backups`); default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("spec.wandb.upgrade.backup.keep must be between 1 and 100"))]
+    pub keep: Option<i32>,
+    /// What deleting the instance does to the backups PVC: `detach` (default, whatever
+    /// `spec.retentionPolicy` says) keeps it; only `purge` deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policy: Option<crate::RetentionSpec>,
+}
+
+/// Which backups an upgrade takes or waits for.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum BackupMode {
+    /// Dump the managed databases; external ones are the user's concern.
+    #[default]
+    ManagedOnly,
+    /// Dump the managed databases and wait for an acknowledged backup of external ones.
+    Required,
+    /// Take no backup (not recommended: an upgrade cannot be rolled back).
+    None,
+}
+
+impl BackupSpec {
+    /// Backups kept per service when `keep` is unset.
+    pub const DEFAULT_KEEP: i32 = 5;
+
+    pub fn keep(&self) -> usize {
+        usize::try_from(self.keep.unwrap_or(Self::DEFAULT_KEEP).clamp(1, 100)).unwrap_or(5)
+    }
 }
 
 /// Env and resources for one application (or `global`).

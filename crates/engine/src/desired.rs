@@ -9,6 +9,8 @@ pub enum Phase {
     Rbac,
     Config,
     Infra,
+    /// Backups of the managed databases before an upgrade's migrations.
+    Backups,
     Migrations,
     Applications,
     Networking,
@@ -20,6 +22,7 @@ impl Phase {
             Phase::Rbac => "rbac",
             Phase::Config => "config",
             Phase::Infra => "infra",
+            Phase::Backups => "backups",
             Phase::Migrations => "migrations",
             Phase::Applications => "applications",
             Phase::Networking => "networking",

@@ -62,6 +62,38 @@ pub fn plan(
     build::build(&ctx)
 }
 
+/// The Job that loads the dump at `path` (a location in `status.wandb.backups`) into the managed
+/// `kind` instance of `built` (the plan of `cr`). Only managed MySQL and ClickHouse.
+pub fn restore_job(
+    cr: &WeightsAndBiases,
+    manifest: &ServerManifest,
+    built: &Built,
+    kind: ServiceKind,
+    instance: &str,
+    path: &str,
+    job_name: &str,
+) -> Result<DesiredObject, String> {
+    if !matches!(kind, ServiceKind::Mysql | ServiceKind::Clickhouse)
+        || built.instance.services.get(&(kind, instance.to_string())) != Some(&Mode::Managed)
+    {
+        return Err(format!(
+            "{} {instance} is not a managed MySQL or ClickHouse of this instance: the operator \
+             restores only what it runs",
+            kind.key()
+        ));
+    }
+    let features = manifest.effective_features(&cr.spec.wandb.features.clone().unwrap_or_default());
+    let ctx = backends::InfraContext {
+        cr,
+        inst: &built.instance,
+        manifest,
+        features: &features,
+    };
+    Ok(backends::managed::backup::restore_job(
+        &ctx, kind, instance, path, job_name,
+    ))
+}
+
 fn build_proxy_env(
     cr: &WeightsAndBiases,
     inst: &Instance,

@@ -26,6 +26,9 @@ pub const PAUSED_ANNOTATION: &str = "apps.wandb.com/paused";
 /// On a `WeightsAndBiases`: the version a restore went back to; allows `spec.wandb.version` to
 /// be that version although newer migrations already ran.
 pub const RESTORED_VERSION_ANNOTATION: &str = "apps.wandb.com/restored-version";
+/// Annotation acknowledging a backup the operator cannot take (an external database):
+/// `<version>:<snapshot id>`, for the upgrade to `<version>`.
+pub const BACKUP_TAKEN_ANNOTATION: &str = "apps.wandb.com/backup-taken";
 
 /// Kubernetes names are at most 63 characters for anything that ends up in a label.
 const MAX_NAME: usize = 63;

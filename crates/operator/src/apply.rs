@@ -313,6 +313,38 @@ impl Applier {
         }
     }
 
+    /// Metadata of the operator's objects of `kind` that belong to `instance`: from the watch
+    /// caches, else (a kind not cached yet) listed.
+    pub async fn owned(
+        &self,
+        api_version: &str,
+        kind: &str,
+        instance: &str,
+    ) -> Result<Vec<ObjectMeta>, kube::Error> {
+        if let Some(cached) = self
+            .cache
+            .owned_by(api_version, kind, &self.namespace, instance)
+        {
+            return Ok(cached.iter().map(|o| o.metadata.clone()).collect());
+        }
+        let selector = format!(
+            "{}={},{}={}",
+            names::INSTANCE_LABEL,
+            names::label_value(instance),
+            names::MANAGED_BY_LABEL,
+            names::MANAGED_BY
+        );
+        match self
+            .api(api_version, kind)
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(l) => Ok(l.items.into_iter().map(|o| o.metadata).collect()),
+            Err(e) if is_not_served(&e) => Ok(vec![]),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes objects of every known kind labelled as this instance's and managed by the
     /// operator whose `(kind, name)` is not in `keep`. Objects marked retained are never pruned.
     /// Returns the pruned `kind/name`s.

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_requests;
 pub mod apply;
+pub mod backups;
 pub mod cli;
 pub mod connections;
 pub mod controller;

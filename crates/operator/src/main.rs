@@ -49,6 +49,9 @@ enum Command {
     Images(cli::images::ImagesArgs),
     /// Checks before an install or upgrade, each finding with its fix. Exit 1 on any error.
     Doctor(cli::doctor::DoctorArgs),
+    /// Roll an instance back to the version a backup was taken from: pause it, restore the
+    /// backup into the managed database with a Job, set that version, acknowledge, resume.
+    Restore(cli::restore::RestoreArgs),
 }
 
 /// The name to show in help and errors: `kubectl wandb` when run as the kubectl plugin.
@@ -84,5 +87,6 @@ fn main() -> ExitCode {
         Command::SupportBundle(args) => cli::bundle::run(&args),
         Command::Images(args) => cli::images::run(&args),
         Command::Doctor(args) => cli::doctor::run(&args),
+        Command::Restore(args) => cli::restore::run(&args),
     }
 }

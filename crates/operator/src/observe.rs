@@ -7,8 +7,8 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use wandb_api::InfraMode;
 use wandb_engine::backends::{self, InfraPlan, Observed};
-use wandb_engine::decide::observed::{deployment_fact, job_state};
-use wandb_engine::decide::{DeploymentFact, InfraFact, MigrationFact, MissingSecret};
+use wandb_engine::decide::observed::{backup_fact, deployment_fact, job_state};
+use wandb_engine::decide::{BackupFact, DeploymentFact, InfraFact, MigrationFact, MissingSecret};
 use wandb_engine::{DesiredObject, Mode, Phase, names};
 
 use crate::apply::Applier;
@@ -35,6 +35,22 @@ pub async fn migrations(
             job: o.name.clone(),
             state: job_state(job.as_ref()),
         });
+    }
+    Ok(out)
+}
+
+/// Backup Jobs of the plan (an upgrade's), observed by name.
+pub async fn backups(
+    applier: &Applier,
+    objects: &[DesiredObject],
+) -> Result<Vec<BackupFact>, kube::Error> {
+    let mut out = Vec::new();
+    for o in objects
+        .iter()
+        .filter(|o| o.phase == Phase::Backups && o.kind == "Job")
+    {
+        let job: Option<Job> = applier.live_as("batch/v1", "Job", &o.name).await?;
+        out.push(backup_fact(o, job.as_ref()));
     }
     Ok(out)
 }

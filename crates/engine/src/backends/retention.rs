@@ -19,6 +19,10 @@ pub fn policy_for(cr: &WeightsAndBiases, kind: &str, name: &str) -> RetentionPol
     let Ok(inst) = Instance::from_cr(cr) else {
         return default;
     };
+    // Upgrade backups outlive even `purge` unless their own policy asks for it.
+    if kind == "PersistentVolumeClaim" && name == managed::backup::pvc_name(&inst) {
+        return managed::backup::pvc_policy(cr);
+    }
     for (svc_kind, instance) in inst
         .services
         .iter()

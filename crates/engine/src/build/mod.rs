@@ -142,13 +142,15 @@ pub fn build(ctx: &BuildContext) -> Result<Built, Vec<EngineError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let infra = backends::build(&InfraContext {
+    let infra_ctx = InfraContext {
         cr: ctx.cr,
         inst,
         manifest: ctx.manifest,
         features: ctx.features,
-    });
+    };
+    let infra = backends::build(&infra_ctx);
     objects.extend(infra.objects);
+    objects.extend(backends::managed::backup::objects(&infra_ctx));
     objects.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     let secrets = secret_specs(ctx, infra.secrets);
     let problems = crate::object_checks::check(ctx.cr, inst, &objects, &secrets);

@@ -1,12 +1,15 @@
 //! Which apply phases may run, decided from observed facts only (pure).
 //!
 //! - RBAC, config and infra objects are always applied.
-//! - Migration Jobs for version V run only when every connection Secret exists (infra ready).
+//! - Before an upgrade's migrations, its backup Jobs run once the infra is ready
+//!   ([`super::backups`]); migration Jobs for version V run only when every connection Secret
+//!   exists (infra ready) and every backup is done.
 //! - Applications (and then networking) at V roll out only when every migration Job for V
 //!   completed, or when the status already records V as the last successful migration (the
 //!   finished Jobs are deleted after that is recorded, and are not re-created).
 //! - A failed migration Job stops the rollout: the previous version's Deployments stay untouched.
 
+use super::backups::BackupGate;
 use crate::Phase;
 
 /// What a migration Job looks like in the cluster.
@@ -57,7 +60,8 @@ impl MigrationGate {
 
 /// Decides the migration gate. A failure wins over everything but an already recorded success.
 /// A version without migrations succeeds vacuously, but only once the infra is ready (so that
-/// `lastSuccessVersion` never records a version whose database was never reachable).
+/// `lastSuccessVersion` never records a version whose database was never reachable); callers
+/// pass `infra_ready` false while the upgrade's backups are not done, for the same reason.
 pub fn migration_gate(
     version: &str,
     last_success_version: Option<&str>,
@@ -106,6 +110,7 @@ pub fn finished_jobs<'a>(gate: &MigrationGate, jobs: &'a [MigrationFact]) -> Vec
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gates {
     pub infra_ready: bool,
+    pub backups: BackupGate,
     pub migrations: MigrationGate,
 }
 
@@ -114,8 +119,10 @@ impl Gates {
     pub fn open(&self, phase: Phase) -> bool {
         match phase {
             Phase::Rbac | Phase::Config | Phase::Infra => true,
+            Phase::Backups => self.infra_ready && self.backups.taking(),
             Phase::Migrations => {
                 self.infra_ready
+                    && self.backups.done()
                     && matches!(
                         self.migrations,
                         MigrationGate::Pending | MigrationGate::Running
@@ -232,6 +239,7 @@ mod tests {
     fn phases_open_in_order() {
         let waiting_infra = Gates {
             infra_ready: false,
+            backups: BackupGate::NotNeeded,
             migrations: MigrationGate::Pending,
         };
         assert!(waiting_infra.open(Phase::Rbac) && waiting_infra.open(Phase::Config));
@@ -240,6 +248,7 @@ mod tests {
 
         let migrating = Gates {
             infra_ready: true,
+            backups: BackupGate::NotNeeded,
             migrations: MigrationGate::Running,
         };
         assert!(migrating.open(Phase::Migrations));
@@ -247,6 +256,7 @@ mod tests {
 
         let failed = Gates {
             infra_ready: true,
+            backups: BackupGate::NotNeeded,
             migrations: migration_gate("1", None, &[fact("a", failed())], true),
         };
         assert!(!failed.open(Phase::Migrations) && !failed.open(Phase::Applications));
@@ -254,6 +264,7 @@ mod tests {
         for m in [MigrationGate::AllComplete, MigrationGate::Recorded] {
             let done = Gates {
                 infra_ready: true,
+                backups: BackupGate::NotNeeded,
                 migrations: m,
             };
             assert!(
@@ -262,5 +273,40 @@ mod tests {
             );
             assert!(done.open(Phase::Applications) && done.open(Phase::Networking));
         }
+    }
+
+    #[test]
+    fn backups_come_before_migrations() {
+        let backing_up = Gates {
+            infra_ready: true,
+            backups: BackupGate::Running,
+            migrations: MigrationGate::Pending,
+        };
+        assert!(backing_up.open(Phase::Backups));
+        assert!(!backing_up.open(Phase::Migrations) && !backing_up.open(Phase::Applications));
+        let failed = Gates {
+            backups: BackupGate::Failed {
+                job: "b".into(),
+                reason: "BackoffLimitExceeded".into(),
+                message: "m".into(),
+            },
+            ..backing_up.clone()
+        };
+        assert!(!failed.open(Phase::Backups) && !failed.open(Phase::Migrations));
+        let done = Gates {
+            backups: BackupGate::Done,
+            ..backing_up.clone()
+        };
+        assert!(!done.open(Phase::Backups) && done.open(Phase::Migrations));
+        let waiting_infra = Gates {
+            infra_ready: false,
+            ..backing_up
+        };
+        assert!(!waiting_infra.open(Phase::Backups));
+        // No migration Jobs: the version does not succeed vacuously while backups run.
+        assert_eq!(
+            migration_gate("1", Some("0"), &[], BackupGate::Running.done()),
+            MigrationGate::Pending
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! (from its watch caches), calls these, applies what they allow, and writes the status they
 //! compute; nothing downstream re-derives a decision.
 
+pub mod backups;
 pub mod failure;
 pub mod gates;
 pub mod observed;
@@ -10,6 +11,7 @@ pub mod pod_needs;
 pub mod status;
 pub mod versions;
 
+pub use backups::{BackupFact, BackupGate, backup_gate};
 pub use gates::{Gates, JobState, MigrationFact, MigrationGate, finished_jobs, migration_gate};
 pub use status::{
     DeploymentFact, Facts, Failure, FailureKind, InfraFact, ManifestProblem, MissingSecret,

@@ -64,6 +64,39 @@ fn d_replicas(d: Option<&Deployment>) -> i32 {
         .unwrap_or(1)
 }
 
+/// The facts of an upgrade's backup Job: the desired object names the service and versions; the
+/// live Job (once created) holds the dump's location, stamped with the time it was created.
+pub fn backup_fact(desired: &crate::DesiredObject, live: Option<&Job>) -> super::BackupFact {
+    use crate::backends::managed::backup;
+    let annotation = |k: &str| {
+        live.and_then(|j| j.metadata.annotations.as_ref())
+            .and_then(|a| a.get(k))
+            .cloned()
+            .or_else(|| {
+                desired.object["metadata"]["annotations"][k]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    };
+    let completed = live
+        .and_then(|j| j.status.as_ref())
+        .and_then(|s| s.completion_time.as_ref())
+        .map(|t| t.0.to_string());
+    super::BackupFact {
+        job: desired.name.clone(),
+        service: desired.object["metadata"]["labels"][backup::BACKUP_LABEL]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        from: annotation(backup::FROM_ANNOTATION),
+        to: annotation(backup::TO_ANNOTATION),
+        location: annotation(backup::LOCATION_ANNOTATION),
+        state: job_state(live),
+        completed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

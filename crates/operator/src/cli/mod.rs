@@ -1,4 +1,5 @@
-//! Day-2 commands against a live cluster (`status`, `diff`, `support-bundle`, `doctor`) and the
+//! Day-2 commands against a live cluster (`status`, `diff`, `support-bundle`, `doctor`,
+//! `restore`) and the
 //! offline `images`. Each command is one module; this one holds what they share: the cluster
 //! connection (kubeconfig, `--context`, `-n`), reading a resource from a file or the cluster,
 //! loading its server manifest and planning it with the engine, exactly as the controller does.
@@ -10,6 +11,7 @@ pub mod doctor;
 pub mod images;
 pub mod preflight;
 pub mod redact;
+pub mod restore;
 pub mod status;
 
 use std::path::{Path, PathBuf};

@@ -84,6 +84,10 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
         infra: vec![],
         migrations: MigrationGate::Pending,
         migration_count: 0,
+        backups: decide::BackupGate::NotNeeded,
+        backup_jobs: vec![],
+        backup_acknowledged: None,
+        backup_keep: wandb_engine::backends::managed::backup::keep(&cr),
         deployments: vec![],
         generated_secrets: vec![],
         gateway_api_missing: false,
@@ -276,6 +280,11 @@ async fn pass(
             return Ok(Action::requeue(REQUEUE_STALLED));
         }
     };
+    // An upgrade's backup Jobs carry the time they are first created in their dump's name.
+    wandb_engine::backends::managed::backup::stamp(
+        &mut built.objects,
+        &now.0.strftime("%Y%m%dT%H%M%SZ").to_string(),
+    );
     for w in &built.warnings {
         tracing::debug!(name = %cr.name_any(), warning = %w, "plan warning");
     }
@@ -360,9 +369,15 @@ async fn pass(
         .await
         .doing(|| "reading the backing services".into())?;
     let infra_ready = facts.infra_ready();
+    let backup_jobs = observe::backups(applier, &built.objects)
+        .await
+        .doing(|| "reading the backup Jobs".into())?;
+    let (backups, acknowledged) = decide::backups::decide(cr, &built.instance, &backup_jobs);
     let gates = Gates {
         infra_ready,
-        migrations: migration_gate(&version, last_success, &jobs, infra_ready),
+        // No migration (nor a vacuous success) before the upgrade's backups are done.
+        migrations: migration_gate(&version, last_success, &jobs, infra_ready && backups.done()),
+        backups,
     };
 
     // 5. Apply, phase by phase; the objects of one phase concurrently.
@@ -399,6 +414,9 @@ async fn pass(
     facts.internal_auth = ctx.issuer_check(&built.instance).await;
     facts.migration_count = jobs.len();
     facts.migrations = gates.migrations.clone();
+    facts.backups = gates.backups.clone();
+    facts.backup_jobs = backup_jobs;
+    facts.backup_acknowledged = acknowledged;
     facts.deployments = observe::deployments(applier, &built.objects)
         .await
         .doing(|| "reading the Deployments".into())?;
@@ -414,7 +432,15 @@ async fn pass(
             .doing(|| format!("deleting the finished migration Job {job}"))?;
     }
 
+    // Backup Jobs beyond `keep`, or of an abandoned or rolled back upgrade, go.
+    let retired = crate::backups::retire(applier, cr, next_last_success(&next))
+        .await
+        .doing(|| "deleting backup Jobs that are no longer kept".into())?;
+    if !retired.is_empty() {
+        tracing::info!(name = %cr.name_any(), ?retired, "backup Jobs retired");
+    }
     let stalled = matches!(gates.migrations, MigrationGate::Failed { .. })
+        || matches!(gates.backups, decide::BackupGate::Failed { .. })
         || facts.infra_failure().is_some()
         || facts.gateway_api_missing;
     let next_pass = if next.ready {
@@ -437,6 +463,16 @@ async fn pass(
         next_pass = next_pass.min(REQUEUE_GATEWAY_API_MISSING);
     }
     Ok(Action::requeue(next_pass))
+}
+
+fn next_last_success(status: &WeightsAndBiasesStatus) -> Option<&str> {
+    status
+        .wandb
+        .as_ref()?
+        .migration
+        .as_ref()?
+        .last_success_version
+        .as_deref()
 }
 
 /// Computes the status, patches it only when it changed, and publishes transition events.

@@ -56,6 +56,7 @@ use crate::desired::{DesiredObject, Phase, SecretSource, SecretSpec};
 use crate::instance::{Instance, Mode};
 use crate::names;
 
+pub mod backup;
 mod services;
 mod telemetry;
 mod workload;

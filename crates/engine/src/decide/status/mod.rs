@@ -13,6 +13,7 @@ use wandb_api::{
     MigrationStatus, Reason, SecretKeySelector, WandbStatus, WeightsAndBiasesStatus, set_condition,
 };
 
+use super::backups::{self, BackupFact, BackupGate};
 use super::gates::MigrationGate;
 
 /// The Stalled message of an instance in gateway mode in a cluster without the Gateway API.
@@ -128,6 +129,12 @@ pub struct Facts {
     pub migrations: MigrationGate,
     /// Number of migration Jobs for the version.
     pub migration_count: usize,
+    /// The upgrade's backups: the gate, its Jobs, an acknowledged external backup
+    /// `(from, to, snapshot id)`, and how many records to keep per service.
+    pub backups: BackupGate,
+    pub backup_jobs: Vec<BackupFact>,
+    pub backup_acknowledged: Option<(String, String, String)>,
+    pub backup_keep: usize,
     pub deployments: Vec<DeploymentFact>,
     /// Generated secrets: (manifest name, Secret name, key).
     pub generated_secrets: Vec<(String, String, String)>,
@@ -346,6 +353,44 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             MigrationPhase::Failed,
         ),
     };
+    // An upgrade's backups come first: what they wait for is why the migrations wait.
+    // (A migration Job that already ran and failed is said as such.)
+    let (mig_reason, mig_msg) = match &f.backups {
+        _ if f.migrations != MigrationGate::Pending => (mig_reason, mig_msg),
+        BackupGate::Pending | BackupGate::Running => (
+            Reason::BACKUP_RUNNING,
+            format!(
+                "migrations for version {} wait for the backup of the managed databases",
+                f.version
+            ),
+        ),
+        BackupGate::AwaitingAcknowledgement { version, external } => (
+            Reason::BACKUP_REQUIRED,
+            format!(
+                "spec.wandb.upgrade.backup.mode is required and {external} is external: take a \
+                 backup (e.g. a snapshot), then annotate the resource \
+                 {}=\"{version}:<snapshot id>\"; migrations for version {version} wait for it",
+                crate::names::BACKUP_TAKEN_ANNOTATION
+            ),
+        ),
+        BackupGate::Failed {
+            job,
+            reason,
+            message,
+        } => (
+            Reason::BACKUP_FAILED,
+            format!(
+                "backup Job {job} before the migrations of version {} failed ({reason}): \
+                 {message}; no migration ran and the previous version keeps running. Fix the \
+                 cause, then delete the Job to retry (or set spec.wandb.upgrade.backup.mode: \
+                 none to upgrade without a backup)",
+                f.version
+            ),
+        ),
+        BackupGate::NotNeeded | BackupGate::Done => (mig_reason, mig_msg),
+    };
+    let backup_failed =
+        matches!(f.backups, BackupGate::Failed { .. }) && f.migrations == MigrationGate::Pending;
     set_condition(
         c,
         ConditionType::MigrationsComplete,
@@ -355,6 +400,16 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
         g,
         now,
     );
+    let prev_backups = prev
+        .wandb
+        .as_ref()
+        .map(|w| w.backups.clone())
+        .unwrap_or_default();
+    let ack = f
+        .backup_acknowledged
+        .as_ref()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()));
+    let backup_records = backups::records(&prev_backups, &f.backup_jobs, ack, f.backup_keep);
     let prev_migration = prev.wandb.as_ref().and_then(|w| w.migration.clone());
     let last_success = if mig_ok {
         Some(f.version.clone())
@@ -370,6 +425,7 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             phase: Some(phase),
             reason: Some(mig_reason.into()),
         }),
+        backups: backup_records,
     });
 
     // Internal service auth: reported, not gating.
@@ -469,11 +525,12 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
     // Summary conditions.
     let infra_failure = f.infra_failure();
     let is_stalled = matches!(f.migrations, MigrationGate::Failed { .. })
+        || backup_failed
         || infra_failure.is_some()
         || f.gateway_api_missing;
     if let Some(msg) = &infra_failure {
         stalled(c, Reason::DEPENDENCIES_NOT_READY, msg, g, now);
-    } else if matches!(f.migrations, MigrationGate::Failed { .. }) {
+    } else if matches!(f.migrations, MigrationGate::Failed { .. }) || backup_failed {
         stalled(c, mig_reason, &mig_msg, g, now);
     } else if f.gateway_api_missing {
         stalled(c, Reason::GATEWAY_API_MISSING, GATEWAY_API_MISSING, g, now);

@@ -34,6 +34,10 @@ fn facts() -> Facts {
         }],
         migrations: MigrationGate::AllComplete,
         migration_count: 3,
+        backups: crate::decide::BackupGate::NotNeeded,
+        backup_jobs: vec![],
+        backup_acknowledged: None,
+        backup_keep: 5,
         email_sink: None,
         deployments: vec![deployment("api", true), deployment("frontend", true)],
         generated_secrets: vec![("session-key".into(), "w-session-key".into(), "value".into())],
@@ -478,5 +482,96 @@ fn an_external_service_whose_inputs_are_missing_is_pending_with_the_reason() {
             .as_deref()
             .unwrap()
             .contains("Secret nosuch not found")
+    );
+}
+
+#[test]
+fn a_failed_backup_stalls_the_upgrade_and_a_taken_one_is_recorded() {
+    use crate::decide::{BackupFact, BackupGate, JobState};
+    let ready = compute(&Default::default(), &facts(), &now(1));
+    let mut f = facts();
+    f.version = "0.85.0".into();
+    f.migrations = MigrationGate::Pending;
+    f.backups = BackupGate::Failed {
+        job: "w-backup-mysql-default-0-84-0-0-85-0".into(),
+        reason: "BackoffLimitExceeded".into(),
+        message: "Job has reached the specified backoff limit".into(),
+    };
+    let s = compute(&ready, &f, &now(2));
+    let st = cond(&s, ConditionType::Stalled);
+    assert_eq!(
+        (st.status.as_str(), st.reason.as_str()),
+        ("True", Reason::BACKUP_FAILED)
+    );
+    assert!(st.message.contains("w-backup-mysql-default-0-84-0-0-85-0"));
+    assert!(st.message.contains("BackoffLimitExceeded"));
+    assert!(st.message.contains("no migration ran"));
+    assert_eq!(
+        s.version.as_deref(),
+        Some("0.84.0"),
+        "old version still runs"
+    );
+    assert!(!s.ready);
+
+    // A migration Job that already failed is said as such, whatever the backups do.
+    let mut g = f.clone();
+    g.backups = BackupGate::Pending;
+    g.migrations = MigrationGate::Failed {
+        job: "w-migrate-gorilla-0-85-0".into(),
+        reason: "DeadlineExceeded".into(),
+        message: "m".into(),
+    };
+    let s = compute(&ready, &g, &now(2));
+    assert_eq!(
+        cond(&s, ConditionType::Stalled).reason,
+        Reason::MIGRATION_FAILED
+    );
+
+    f.backups = BackupGate::Running;
+    let s = compute(&ready, &f, &now(3));
+    assert_eq!(
+        cond(&s, ConditionType::Ready).reason,
+        Reason::BACKUP_RUNNING
+    );
+    assert_eq!(cond(&s, ConditionType::Stalled).status, "False");
+
+    f.backups = BackupGate::Done;
+    f.backup_jobs = vec![BackupFact {
+        job: "w-backup-mysql-default-0-84-0-0-85-0".into(),
+        service: "mysql-default".into(),
+        from: "0.84.0".into(),
+        to: "0.85.0".into(),
+        location: "w/mysql-default/0.84.0-0.85.0-20261206T210000Z.sql.gz".into(),
+        state: JobState::Complete,
+        completed: Some("2026-12-06T21:00:05Z".into()),
+    }];
+    let s = compute(&ready, &f, &now(4));
+    let b = &s.wandb.as_ref().unwrap().backups;
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        (
+            b[0].from_version.as_str(),
+            b[0].to_version.as_str(),
+            b[0].service.as_str()
+        ),
+        ("0.84.0", "0.85.0", "mysql-default")
+    );
+    assert_eq!(b[0].time.as_deref(), Some("2026-12-06T21:00:05Z"));
+    // Kept when later passes no longer see the Job (the upgrade finished).
+    let mut later = facts();
+    later.version = "0.85.0".into();
+    let s2 = compute(&s, &later, &now(5));
+    assert_eq!(s2.wandb.as_ref().unwrap().backups, *b);
+
+    f.backups = BackupGate::AwaitingAcknowledgement {
+        version: "0.85.0".into(),
+        external: "mysql default".into(),
+    };
+    let s = compute(&ready, &f, &now(6));
+    let r = cond(&s, ConditionType::Ready);
+    assert_eq!(r.reason, Reason::BACKUP_REQUIRED);
+    assert!(
+        r.message
+            .contains("apps.wandb.com/backup-taken=\"0.85.0:<snapshot id>\"")
     );
 }
