@@ -27,8 +27,9 @@ pub struct Published {
     pub problems: Vec<MissingSecret>,
     /// External services whose endpoint failed the preflight: (kind key, instance, problem).
     pub unreachable: Vec<(String, String, String)>,
-    /// Whether any of `unreachable` was checked in this pass (not read from the cache): only
-    /// a fresh failure is announced with an event.
+    /// Whether any of `unreachable` is news (checked in this pass with another result than the
+    /// last check): only news is announced with an event, so a service that stays unreachable
+    /// costs no write per re-check.
     pub freshly_failed: bool,
     /// Digests of the data of every connection Secret written (for the pods' inputs hash).
     pub digests: SecretDigests,
@@ -100,8 +101,8 @@ pub async fn publish(
                         Some(cached) => (cached, false),
                         None => {
                             let problem = crate::preflight::check(&target, &certs).await.err();
-                            ctx.record_preflight(&key, &checked, problem.clone());
-                            (problem, true)
+                            let news = ctx.record_preflight(&key, &checked, problem.clone());
+                            (problem, news)
                         }
                     };
                     if let Some(p) = problem {

@@ -173,13 +173,19 @@ impl Context {
             .map(|(_, r, _)| r.clone())
     }
 
-    /// Records the preflight result of `key`.
-    pub fn record_preflight(&self, key: &str, endpoint: &str, problem: Option<String>) {
+    /// Records the preflight result of `key`; returns whether it is news (another endpoint, or
+    /// another result than last time), so that a service that stays unreachable is announced
+    /// once, not at every re-check (each announcement is a write).
+    pub fn record_preflight(&self, key: &str, endpoint: &str, problem: Option<String>) -> bool {
         let mut p = self.preflight.lock().expect("not poisoned");
+        let news = p
+            .get(key)
+            .is_none_or(|(e, before, _)| e != endpoint || *before != problem);
         p.insert(
             key.to_string(),
             (endpoint.to_string(), problem, Instant::now()),
         );
+        news
     }
 
     /// Forgets the failures of the object with `uid` (after a successful reconcile).
