@@ -311,7 +311,7 @@ install() {
   expect_ready_as_chart_sa "$wa"
   stop_operator_after_delete "$wa"
   [ "$(k get deployment "$rel" -n "$ns" -o jsonpath='{.spec.template.spec.containers[0].args}')" = \
-    "[\"run\",\"--metrics-bind-address=:8080\",\"--health-probe-bind-address=:8081\",\"--leader-elect\",\"--leader-election-namespace=$ns\",\"--namespaces=$wa,$wb\",\"--log-format=text\",\"--log-level=debug\",\"--concurrency=8\",\"--example-flag=1\"]" ] \
+    "[\"run\",\"--metrics-bind-address=:8080\",\"--health-probe-bind-address=:8081\",\"--leader-elect\",\"--leader-election-namespace=$ns\",\"--namespaces=$wa,$wb\",\"--log-format=text\",\"--log-level=debug\",\"--concurrency=8\",\"--webhook-bind-address=:9443\",\"--webhook-service=$rel-webhook\",\"--webhook-secret=$rel-webhook-cert\",\"--example-flag=1\"]" ] \
     || fail "unexpected operator args: $(k get deployment "$rel" -n "$ns" -o jsonpath='{.spec.template.spec.containers[0].args}')"
   k rollout status "deployment/$rel" -n "$ns" --timeout=120s >&2
   sa="system:serviceaccount:$ns:$rel"
