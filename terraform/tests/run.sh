@@ -127,7 +127,7 @@ json.dump({"apiVersion": "apps.wandb.com/v2", "kind": "WeightsAndBiases",
            "metadata": {"name": "ml", "namespace": "team-ml"}, "spec": spec}, open(sys.argv[2], "w"))
 PY
   bin="$(find_operator)"
-  "$bin" render -f "$WORK/render-cr.json" >"$WORK/render.out" 2>&1 || { cat "$WORK/render.out" >&2; fail "wandb-operator render refused the rendered resource"; }
+  "$bin" render --manifest builtin:// -f "$WORK/render-cr.json" >"$WORK/render.out" 2>&1 || { cat "$WORK/render.out" >&2; fail "wandb-operator render refused the rendered resource"; }
   say "render: spec checked; accepted by $bin render"
 }
 
@@ -177,7 +177,7 @@ for name, spec in specs.items():
 PY
   bin="$(find_operator)"
   for f in "$WORK"/render-gateway-*.json; do
-    "$bin" render -f "$f" >"$WORK/render.out" 2>&1 || { cat "$WORK/render.out" >&2; fail "wandb-operator render refused $(basename "$f")"; }
+    "$bin" render --manifest builtin:// -f "$f" >"$WORK/render.out" 2>&1 || { cat "$WORK/render.out" >&2; fail "wandb-operator render refused $(basename "$f")"; }
   done
   grep -q '^kind: HTTPRoute' "$WORK/render.out" || { cat "$WORK/render.out" >&2; fail "wandb-operator render: no HTTPRoute for the gateway-mode resource"; }
   say "render: gateway mode checked; accepted by $bin render"
