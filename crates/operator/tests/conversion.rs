@@ -306,8 +306,20 @@ async fn v1_resource_converts_reconciles_reads_back_and_survives_certificate_rot
     )
     .await;
     let leaves = seen.lock().unwrap().0.len();
-    // One more serving-certificate renewal after the old CA left the bundle.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Reads go on through one more serving-certificate renewal after the old CA left the bundle.
+    wait_for(
+        "one more serving certificate after the old CA left",
+        Duration::from_secs(60),
+        || {
+            let (secrets, seen) = (secrets.clone(), seen.clone());
+            async move {
+                let s = secrets.get(secret_name).await?;
+                let leaf = secret_text(&s, "tls.crt").unwrap_or_default();
+                Ok((!seen.lock().unwrap().0.contains(&leaf)).then_some(()))
+            }
+        },
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     reader.await.unwrap();
     let failures = failures.lock().unwrap().clone();

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec, Secret};
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use wandb_api::WeightsAndBiases;
+use wandb_engine::decide::pod_needs::{self, NeedKind};
 use wandb_engine::names::INSTANCE_LABEL;
 use wandb_manifest::ManifestLocation;
 
@@ -18,60 +19,20 @@ use wandb_manifest::ManifestLocation;
 /// object, where).
 pub type Need = (&'static str, String, Option<String>, String);
 
-/// The non-optional Secret and ConfigMap references of `pod` (env, envFrom, volumes).
+/// The non-optional Secret and ConfigMap references of `pod` (env, envFrom, volumes), from the
+/// engine's own walk of what a pod needs (the same one Ready is computed from).
 pub fn needs(pod: &PodSpec, at: &str) -> Vec<Need> {
-    let mut out = Vec::new();
-    let required = |o: Option<bool>| o != Some(true);
-    let containers = pod
-        .containers
-        .iter()
-        .chain(pod.init_containers.iter().flatten());
-    for c in containers {
-        for e in c.env.iter().flatten() {
-            let Some(from) = &e.value_from else { continue };
-            let at = format!("{at} container {} env {}", c.name, e.name);
-            if let Some(r) = from
-                .secret_key_ref
-                .as_ref()
-                .filter(|r| required(r.optional))
-            {
-                out.push(("Secret", r.name.clone(), Some(r.key.clone()), at.clone()));
-            }
-            if let Some(r) = from
-                .config_map_key_ref
-                .as_ref()
-                .filter(|r| required(r.optional))
-            {
-                out.push(("ConfigMap", r.name.clone(), Some(r.key.clone()), at));
-            }
-        }
-        for f in c.env_from.iter().flatten() {
-            let at = format!("{at} container {} envFrom", c.name);
-            if let Some(r) = f.secret_ref.as_ref().filter(|r| required(r.optional)) {
-                out.push(("Secret", r.name.clone(), None, at.clone()));
-            }
-            if let Some(r) = f.config_map_ref.as_ref().filter(|r| required(r.optional)) {
-                out.push(("ConfigMap", r.name.clone(), None, at));
-            }
-        }
-    }
-    for v in pod.volumes.iter().flatten() {
-        let at = format!("{at} volume {}", v.name);
-        if let Some(s) = v.secret.as_ref().filter(|s| required(s.optional)) {
-            let name = s.secret_name.clone().unwrap_or_default();
-            out.push(("Secret", name.clone(), None, at.clone()));
-            for i in s.items.iter().flatten() {
-                out.push(("Secret", name.clone(), Some(i.key.clone()), at.clone()));
-            }
-        }
-        if let Some(m) = v.config_map.as_ref().filter(|m| required(m.optional)) {
-            out.push(("ConfigMap", m.name.clone(), None, at.clone()));
-            for i in m.items.iter().flatten() {
-                out.push(("ConfigMap", m.name.clone(), Some(i.key.clone()), at.clone()));
-            }
-        }
-    }
-    out
+    pod_needs::of_pod(pod, at)
+        .into_iter()
+        .filter_map(|n| {
+            let kind = match n.kind {
+                NeedKind::Secret => "Secret",
+                NeedKind::ConfigMap => "ConfigMap",
+                _ => return None,
+            };
+            Some((kind, n.name, n.key, n.reader))
+        })
+        .collect()
 }
 
 /// The needs that `secrets` and `maps` (name -> keys) do not satisfy, as messages.
