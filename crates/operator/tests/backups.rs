@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt as _;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -54,25 +52,6 @@ fn record_jobs(ns: &TestNamespace) -> (Arc<Mutex<Vec<String>>>, tokio::task::Joi
     (seen, task)
 }
 
-/// Images of the instance's Deployments, by name.
-async fn images(ns: &TestNamespace, name: &str) -> BTreeMap<String, Vec<String>> {
-    let deployments: Api<Deployment> = ns.api();
-    deployments
-        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| {
-            let images = d
-                .spec
-                .and_then(|s| s.template.spec)
-                .map(|p| p.containers.into_iter().filter_map(|c| c.image).collect())
-                .unwrap_or_default();
-            (d.metadata.name.unwrap_or_default(), images)
-        })
-        .collect()
-}
-
 fn is_migration_of(job: &str, version_label: &str) -> bool {
     job.contains("-migrate-") && job.ends_with(version_label)
 }
@@ -99,7 +78,7 @@ async fn an_upgrade_backs_up_managed_mysql_first_and_restore_rolls_back() {
     let name = "w";
     ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.79.0")).await;
     wait_ready(&wb, name).await;
-    let at_079 = images(&ns, name).await;
+    let at_079 = common::deployment_images(&ns, name).await;
     let (seen, watch) = record_jobs(&ns);
     // A first install takes no backup (nothing to lose).
     assert!(
@@ -299,7 +278,7 @@ async fn an_upgrade_backs_up_managed_mysql_first_and_restore_rolls_back() {
     })
     .await;
     assert_eq!(
-        images(&ns, name).await,
+        common::deployment_images(&ns, name).await,
         at_079,
         "the old version runs again"
     );
@@ -365,7 +344,7 @@ async fn a_failed_backup_stops_the_upgrade_before_any_migration() {
     let name = "w";
     ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.79.0")).await;
     wait_ready(&wb, name).await;
-    let at_079 = images(&ns, name).await;
+    let at_079 = common::deployment_images(&ns, name).await;
 
     // The backup Job of the upgrade, failing for real: its pod can never be scheduled and the
     // Job controller fails it at its deadline. It looks like the operator's own (labels, owner,
@@ -441,7 +420,7 @@ async fn a_failed_backup_stops_the_upgrade_before_any_migration() {
         "no migration starts after a failed backup: {all:?}"
     );
     assert_eq!(
-        images(&ns, name).await,
+        common::deployment_images(&ns, name).await,
         at_079,
         "old Deployments keep their image"
     );

@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use wandb_api::WeightsAndBiases;
-use wandb_testkit::{TestNamespace, wait_for};
+use wandb_testkit::wait_for;
 
 use common::{TIMEOUT, condition, cr_yaml, fixtures, start, wait_ready};
 
@@ -23,25 +21,6 @@ async fn annotate(wb: &Api<WeightsAndBiases>, name: &str, key: &str, value: Opti
     )
     .await
     .unwrap();
-}
-
-/// Images of the instance's Deployments, by name.
-async fn images(ns: &TestNamespace, name: &str) -> BTreeMap<String, Vec<String>> {
-    let deployments: Api<Deployment> = ns.api();
-    deployments
-        .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| {
-            let images = d
-                .spec
-                .and_then(|s| s.template.spec)
-                .map(|p| p.containers.into_iter().filter_map(|c| c.image).collect())
-                .unwrap_or_default();
-            (d.metadata.name.unwrap_or_default(), images)
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -153,7 +132,7 @@ async fn a_downgrade_is_refused_until_a_restore_is_acknowledged() {
     let name = "w";
     ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.84.0")).await;
     wait_ready(&wb, name).await;
-    let at_084 = images(&ns, name).await;
+    let at_084 = common::deployment_images(&ns, name).await;
 
     ns.apply_yaml(&cr_yaml(name, &fixtures(), "0.79.0")).await;
     let message = wait_for("Stalled=True DowngradeRefused", TIMEOUT, || async {
@@ -169,7 +148,11 @@ async fn a_downgrade_is_refused_until_a_restore_is_acknowledged() {
         message.contains("0.79.0") && message.contains("apps.wandb.com/restored-version"),
         "{message}"
     );
-    assert_eq!(images(&ns, name).await, at_084, "0.84.0 keeps serving");
+    assert_eq!(
+        common::deployment_images(&ns, name).await,
+        at_084,
+        "0.84.0 keeps serving"
+    );
 
     annotate(&wb, name, "apps.wandb.com/restored-version", Some("0.79.0")).await;
     wait_for("Ready at 0.79.0", TIMEOUT, || async {
@@ -180,6 +163,10 @@ async fn a_downgrade_is_refused_until_a_restore_is_acknowledged() {
             .map(|_| ()))
     })
     .await;
-    assert_ne!(images(&ns, name).await, at_084, "0.79.0 rolled out");
+    assert_ne!(
+        common::deployment_images(&ns, name).await,
+        at_084,
+        "0.79.0 rolled out"
+    );
     running.finish(ns).await;
 }

@@ -272,3 +272,27 @@ pub async fn wait_for_event(
     })
     .await
 }
+
+/// Images of the instance's Deployments, by name.
+pub async fn deployment_images(
+    ns: &TestNamespace,
+    name: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+    deployments
+        .list(
+            &kube::api::ListParams::default().labels(&format!("app.kubernetes.io/instance={name}")),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            let images = d
+                .spec
+                .and_then(|s| s.template.spec)
+                .map(|p| p.containers.into_iter().filter_map(|c| c.image).collect())
+                .unwrap_or_default();
+            (d.metadata.name.unwrap_or_default(), images)
+        })
+        .collect()
+}
