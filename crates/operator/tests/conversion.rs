@@ -218,7 +218,10 @@ async fn v1_resource_converts_reconciles_reads_back_and_survives_certificate_rot
     .unwrap();
     v1.create(&PostParams::default(), &obj).await.unwrap();
     let cr2 = wb.get(applied).await.expect("readable as v2");
-    assert_eq!(cr2.spec.wandb.version, "0.74.1", "from the spec-active Secret");
+    assert_eq!(
+        cr2.spec.wandb.version, "0.74.1",
+        "from the spec-active Secret"
+    );
     let findings = &cr2.metadata.annotations.as_ref().unwrap()["v1.apps.wandb.com/findings"];
     assert!(
         findings.contains("secret applied-spec-active") && findings.contains("weave"),

@@ -52,10 +52,15 @@ fn the_applied_values_are_mapped_and_the_v1_view_stays_spec_values() {
         .collect();
     assert_eq!(about_secret.len(), 1, "{:?}", c.findings);
     let m = &about_secret[0].message;
-    assert!(m.contains("2 values") && m.contains("parquet") && m.contains("weave"), "{m}");
+    assert!(
+        m.contains("2 values") && m.contains("parquet") && m.contains("weave"),
+        "{m}"
+    );
     assert!(!m.contains("operator"), "{m}");
     assert!(
-        c.findings.iter().all(|f| !f.path.starts_with("spec.values.weave")),
+        c.findings
+            .iter()
+            .all(|f| !f.path.starts_with("spec.values.weave")),
         "{:?}",
         c.findings
     );
@@ -96,7 +101,8 @@ fn an_unreadable_or_absent_secret_falls_back_to_spec_values() {
         .find(|f| f.path == "secret wandb-spec-active")
         .expect("the fallback is reported");
     assert!(
-        f.message.contains("was not used: reading it did not complete within 5s")
+        f.message
+            .contains("was not used: reading it did not complete within 5s")
             && f.message.contains("spec.values was converted instead"),
         "{}",
         f.message
@@ -104,5 +110,9 @@ fn an_unreadable_or_absent_secret_falls_back_to_spec_values() {
     // A Secret whose values are not an object counts as unreadable.
     let c = to_v2_with(&original, ActiveValues::Found(json!(["x"])));
     assert_eq!(c.v2.spec.wandb.version, "0.70.0");
-    assert!(c.findings.iter().any(|f| f.path == "secret wandb-spec-active"));
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f.path == "secret wandb-spec-active")
+    );
 }

@@ -19,13 +19,13 @@
 //!
 //! Conversion never fails: the API server must be able to list every stored object.
 
+#[cfg(test)]
+mod active_tests;
 mod app;
 mod env;
 pub mod redact;
 pub mod report;
 mod services;
-#[cfg(test)]
-mod active_tests;
 #[cfg(test)]
 mod tests;
 pub mod values;

@@ -250,7 +250,9 @@ pub(crate) fn spec_active_values(s: &Secret, uid: Option<&str>) -> convert::Acti
         && !owners.is_empty()
         && !owners.iter().any(|o| o.uid == uid)
     {
-        return Unreadable("it belongs to another resource of this name (owner uid differs)".into());
+        return Unreadable(
+            "it belongs to another resource of this name (owner uid differs)".into(),
+        );
     }
     let Some(raw) = s.data.as_ref().and_then(|d| d.get("values")) else {
         return Unreadable("it has no key values".into());
@@ -319,9 +321,15 @@ mod tests {
     fn spec_active_values_are_used_only_when_they_are_this_resources_json_object() {
         let json = br#"{"app":{"image":{"tag":"0.74.1"}}}"#.as_slice();
         let found = |a: ActiveValues| matches!(a, ActiveValues::Found(_));
-        assert!(found(spec_active_values(&secret(Some("u-1"), Some(json)), Some("u-1"))));
+        assert!(found(spec_active_values(
+            &secret(Some("u-1"), Some(json)),
+            Some("u-1")
+        )));
         // Without owner references (copied by hand) it is used too.
-        assert!(found(spec_active_values(&secret(None, Some(json)), Some("u-1"))));
+        assert!(found(spec_active_values(
+            &secret(None, Some(json)),
+            Some("u-1")
+        )));
         for (s, why) in [
             (secret(Some("u-0"), Some(json)), "owner uid differs"),
             (secret(Some("u-1"), None), "no key values"),
