@@ -58,6 +58,7 @@ use crate::names;
 
 pub mod backup;
 mod services;
+pub mod single_node;
 mod telemetry;
 mod workload;
 
