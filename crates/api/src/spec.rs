@@ -66,7 +66,7 @@ pub struct WeightsAndBiasesSpec {
         validation = Rule::new("size(self) == 0 || 'default' in self || 'managedMysql' in self || 'externalMysql' in self").message("spec.mysql must have a `default` instance"),
         validation = Rule::new("self.all(k, k == 'managedMysql' || k == 'externalMysql' || (size(k) <= 20 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')))").message("spec.mysql instance names must be lowercase DNS labels of at most 20 characters"),
     )]
-    pub mysql: Option<BTreeMap<String, MySqlSpec>>,
+    pub mysql: Option<BTreeMap<String, Box<MySqlSpec>>>,
 
     /// Redis instances keyed by instance name (`default` is required when any is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,7 +76,7 @@ pub struct WeightsAndBiasesSpec {
         validation = Rule::new("size(self) == 0 || 'default' in self || 'managedRedis' in self || 'externalRedis' in self").message("spec.redis must have a `default` instance"),
         validation = Rule::new("self.all(k, k == 'managedRedis' || k == 'externalRedis' || (size(k) <= 20 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')))").message("spec.redis instance names must be lowercase DNS labels of at most 20 characters"),
     )]
-    pub redis: Option<BTreeMap<String, RedisSpec>>,
+    pub redis: Option<BTreeMap<String, Box<RedisSpec>>>,
 
     /// Object stores keyed by instance name (`default` is required when any is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,7 +86,7 @@ pub struct WeightsAndBiasesSpec {
         validation = Rule::new("size(self) == 0 || 'default' in self || 'managedObjectStore' in self || 'externalObjectStore' in self").message("spec.objectStore must have a `default` instance"),
         validation = Rule::new("self.all(k, k == 'managedObjectStore' || k == 'externalObjectStore' || (size(k) <= 20 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')))").message("spec.objectStore instance names must be lowercase DNS labels of at most 20 characters"),
     )]
-    pub object_store: Option<BTreeMap<String, ObjectStoreSpec>>,
+    pub object_store: Option<BTreeMap<String, Box<ObjectStoreSpec>>>,
 
     /// ClickHouse instances keyed by instance name (`default` is required when any is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,7 +96,7 @@ pub struct WeightsAndBiasesSpec {
         validation = Rule::new("size(self) == 0 || 'default' in self || 'managedClickhouse' in self || 'externalClickhouse' in self").message("spec.clickhouse must have a `default` instance"),
         validation = Rule::new("self.all(k, k == 'managedClickhouse' || k == 'externalClickhouse' || (size(k) <= 20 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')))").message("spec.clickhouse instance names must be lowercase DNS labels of at most 20 characters"),
     )]
-    pub clickhouse: Option<BTreeMap<String, ClickHouseSpec>>,
+    pub clickhouse: Option<BTreeMap<String, Box<ClickHouseSpec>>>,
 
     /// Kafka (one instance): managed in the cluster, or external.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,16 +15,16 @@ use super::values::{Field, Values};
 
 pub fn map(v: &Values, name: &str, spec: &mut WeightsAndBiasesSpec) {
     if let Some(m) = mysql(v, name) {
-        spec.mysql = Some(BTreeMap::from([("default".into(), m)]));
+        spec.mysql = Some(BTreeMap::from([("default".into(), Box::new(m))]));
     }
     if let Some(r) = redis(v, name) {
-        spec.redis = Some(BTreeMap::from([("default".into(), r)]));
+        spec.redis = Some(BTreeMap::from([("default".into(), Box::new(r))]));
     }
     if let Some(b) = bucket(v) {
-        spec.object_store = Some(BTreeMap::from([("default".into(), b)]));
+        spec.object_store = Some(BTreeMap::from([("default".into(), Box::new(b))]));
     }
     if let Some(c) = clickhouse(v) {
-        spec.clickhouse = Some(BTreeMap::from([("default".into(), c)]));
+        spec.clickhouse = Some(BTreeMap::from([("default".into(), Box::new(c))]));
     }
 }
 
