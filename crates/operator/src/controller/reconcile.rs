@@ -98,6 +98,7 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
         creation_failures: vec![],
         paused: false,
         v1_conversion: crate::convert::report::of(&cr),
+        takeover: None,
     };
     let result = match pass(&cr, &ctx, &applier, &mut facts).await {
         Ok(action) => Ok(action),

@@ -48,6 +48,7 @@ fn facts() -> Facts {
         paused: false,
         internal_auth: None,
         v1_conversion: None,
+        takeover: None,
     }
 }
 
