@@ -25,7 +25,7 @@ use super::{Context, Error, cleanup, phases};
 use crate::apply::{Applier, FIELD_MANAGER};
 use crate::connections;
 use crate::user_secrets::SecretReader;
-use crate::{email_sink, manifests, observe, pod_checks, pod_inputs, secrets};
+use crate::{email_sink, manifests, observe, pod_checks, pod_inputs, secrets, takeover};
 
 /// The finalizer that runs the retention policy on delete.
 pub const FINALIZER: &str = "apps.wandb.com/cleanup";
@@ -292,7 +292,20 @@ async fn pass(
     ctx.secret_index
         .set(cr, pod_inputs::watched(cr, Some(&built)));
 
-    // 3. Secrets: generated once, license copied, connection Secrets checked.
+    // A predecessor's installation (the official operator's) being taken over in place.
+    let predecessor = takeover::observe(&ctx.client, cr)
+        .await
+        .doing(|| "looking for a predecessor's installation".into())?;
+    if predecessor.present()
+        && takeover::drop_finalizers(&ctx.client, cr)
+            .await
+            .doing(|| "removing the predecessor's finalizer".into())?
+    {
+        tracing::info!(name = %cr.name_any(), "predecessor's finalizer removed");
+    }
+
+    // 3. Secrets: generated once (or adopted from a predecessor), license copied, connection
+    // Secrets checked.
     let owner = cr
         .controller_owner_ref(&())
         .ok_or_else(|| Failure::internal("WeightsAndBiases without a uid"))?;
@@ -301,9 +314,16 @@ async fn pass(
         applier.namespace(),
         ctx.secret_versions.clone(),
     );
-    let mut sf = secrets::ensure(applier, cr, &built.secrets, &owner, &mut reader)
-        .await
-        .doing(|| "writing the instance's Secrets".into())?;
+    let mut sf = secrets::ensure(
+        applier,
+        cr,
+        &built.secrets,
+        &owner,
+        &mut reader,
+        predecessor.present(),
+    )
+    .await
+    .doing(|| "writing the instance's Secrets".into())?;
     // Connection Secrets are composed from generated credentials or the user's Secrets; a
     // missing input is named and that service's Secret is not written.
     let mut published = connections::publish(
@@ -360,6 +380,7 @@ async fn pass(
     missing.extend(published.problems);
     facts.missing_secrets = missing;
     facts.generated_secrets = sf.generated;
+    let adopted = std::mem::take(&mut sf.adopted);
 
     // 4. Gates from observed facts.
     let jobs = observe::migrations(applier, &built.objects)
@@ -381,8 +402,25 @@ async fn pass(
         backups,
     };
 
-    // 5. Apply, phase by phase; the objects of one phase concurrently.
-    let applied = phases::apply(applier, &built.objects, &gates, &jobs, &owner).await?;
+    // 5. Apply, phase by phase; the objects of one phase concurrently. Taking over: a
+    // predecessor's same-named workload is orphaned first (applied next pass), and its
+    // Ingress keeps routing until ours are Available.
+    let mut orphaned = vec![];
+    let (objects, held) = if predecessor.present() {
+        orphaned = takeover::resolve_collisions(applier, cr, &predecessor, &built.objects).await?;
+        let before = observe::deployments(applier, &built.objects)
+            .await
+            .doing(|| "reading the Deployments".into())?;
+        let ready = !before.is_empty() && before.iter().all(decide::DeploymentFact::ready);
+        let (mut objects, held) =
+            takeover::hold_networking(applier, &predecessor, &built.objects, ready).await?;
+        objects.retain(|o| !orphaned.contains(&o.name));
+        (Some(objects), held)
+    } else {
+        (None, vec![])
+    };
+    let to_apply = objects.as_deref().unwrap_or(&built.objects);
+    let applied = phases::apply(applier, to_apply, &gates, &jobs, &owner).await?;
     facts.gateway_api_missing = applied.gateway_api_missing;
 
     // 6. Prune what this instance owns but no longer renders.
@@ -421,6 +459,32 @@ async fn pass(
     facts.deployments = observe::deployments(applier, &built.objects)
         .await
         .doing(|| "reading the Deployments".into())?;
+    // Taking over: the predecessor's Deployments go once ours for the same application are.
+    if predecessor.present() || !adopted.is_empty() {
+        let live: Vec<_> = predecessor
+            .workloads
+            .iter()
+            .filter(|w| !orphaned.contains(&w.name))
+            .cloned()
+            .collect();
+        let plan = wandb_engine::takeover::plan(
+            &cr.name_any(),
+            applier.namespace(),
+            &predecessor.release_secrets,
+            &live,
+            &takeover::our_apps(&manifest, &facts.deployments),
+        );
+        takeover::remove(applier, &plan.remove).await?;
+        facts.takeover = wandb_engine::takeover::fact(&plan, &adopted).map(|mut f| {
+            if !held.is_empty() {
+                f.message.push_str(&format!(
+                    "; {} held until ours are Available",
+                    held.join(", ")
+                ));
+            }
+            f
+        });
+    }
     let next = write_status(cr, ctx, applier, &prev, facts, &now)
         .await
         .map_err(status_failed)?;

@@ -1,0 +1,263 @@
+//! In-place takeover of an official operator's installation: observes the predecessor's
+//! objects (metadata only) and carries out what [`wandb_engine::takeover`] decides: same-named
+//! Deployments orphaned for ours to adopt, the predecessor's Ingress left serving until ours
+//! are Available, replaced Deployments deleted once ours are, and the predecessor's finalizer
+//! dropped from the resource. Never touches StatefulSets, PVCs, Secrets or databases.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use wandb_api::{Reason, WeightsAndBiases};
+use wandb_engine::decide::{DeploymentFact, Failure, FailureKind};
+use wandb_engine::takeover::{self, Collision, OurApp, Predecessor, WorkloadMeta};
+use wandb_engine::{DesiredObject, Phase, names};
+use wandb_manifest::ServerManifest;
+
+use crate::apply::Applier;
+
+/// What the namespace holds of a predecessor's installation.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub release_secrets: Vec<String>,
+    pub workloads: Vec<WorkloadMeta>,
+    pub predecessors: Vec<Predecessor>,
+}
+
+impl Observed {
+    pub fn present(&self) -> bool {
+        !self.predecessors.is_empty()
+    }
+}
+
+fn meta_of(kind: &str, m: ObjectMeta) -> WorkloadMeta {
+    WorkloadMeta {
+        kind: kind.into(),
+        controller: m
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .find(|o| o.controller == Some(true))
+            .map(|o| (o.api_version, o.kind)),
+        name: m.name.unwrap_or_default(),
+        labels: m.labels.unwrap_or_default(),
+        selector: None,
+    }
+}
+
+/// Lists (metadata only) the workloads labelled as this release's (`instance=<cr>`, the chart)
+/// or the namespace's (`instance=<ns>`, the official v2 operator's Applications), and the Helm
+/// release Secrets of release `<cr>`.
+pub async fn observe(
+    client: &kube::Client,
+    cr: &WeightsAndBiases,
+) -> Result<Observed, kube::Error> {
+    let ns = cr.namespace().unwrap_or_default();
+    let name = cr.name_any();
+    let instances = format!(
+        "{} in ({},{})",
+        names::INSTANCE_LABEL,
+        names::label_value(&name),
+        names::label_value(&ns)
+    );
+    let by_instance = ListParams::default().labels(&instances);
+    let mut workloads: Vec<WorkloadMeta> = Vec::new();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    for d in deployments.list_metadata(&by_instance).await?.items {
+        workloads.push(meta_of("Deployment", d.metadata));
+    }
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    for s in statefulsets.list_metadata(&by_instance).await?.items {
+        workloads.push(meta_of("StatefulSet", s.metadata));
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let release_secrets: Vec<String> = secrets
+        .list_metadata(&ListParams::default().labels(&format!("owner=helm,name={name}")))
+        .await?
+        .items
+        .into_iter()
+        .map(|s| s.name_any())
+        .collect();
+    let predecessors = takeover::detect(&name, &ns, &release_secrets, &workloads);
+    Ok(Observed {
+        release_secrets,
+        workloads,
+        predecessors,
+    })
+}
+
+fn match_labels(v: &serde_json::Value) -> BTreeMap<String, String> {
+    serde_json::from_value(v["spec"]["selector"]["matchLabels"].clone()).unwrap_or_default()
+}
+
+/// Before our workloads are applied: a predecessor's Deployment with the name of one of ours
+/// and the same selector is deleted without its pods (orphaned), so that ours adopts its
+/// ReplicaSet and replaces the pods by a rolling update; any other same-named workload stops
+/// the pass with `TakeoverCollision` (the selector is immutable; a user's object is never
+/// deleted). Returns the orphaned Deployments.
+pub async fn resolve_collisions(
+    applier: &Applier,
+    cr: &WeightsAndBiases,
+    observed: &Observed,
+    objects: &[DesiredObject],
+) -> Result<Vec<String>, Failure> {
+    let ns = cr.namespace().unwrap_or_default();
+    let name = cr.name_any();
+    let mut orphaned = Vec::new();
+    for o in objects
+        .iter()
+        .filter(|o| o.kind == "Deployment" || o.kind == "StatefulSet")
+    {
+        let Some(live) = observed
+            .workloads
+            .iter()
+            .find(|w| w.kind == o.kind && w.name == o.name && !w.is_ours())
+        else {
+            continue;
+        };
+        let api = applier.api(&o.api_version, &o.kind);
+        let Some(full) = api
+            .get_opt(&o.name)
+            .await
+            .map_err(|e| Failure::from_kube(&format!("reading {} {}", o.kind, o.name), &e))?
+        else {
+            continue;
+        };
+        let full = serde_json::to_value(&full).expect("objects serialize");
+        let live = WorkloadMeta {
+            selector: Some(match_labels(&full)),
+            ..live.clone()
+        };
+        match takeover::collision(&name, &ns, &live, &match_labels(&o.object)) {
+            None => {}
+            Some(Collision::Adopt { kind, name: obj }) => {
+                api.delete(&obj, &DeleteParams::orphan())
+                    .await
+                    .map_err(|e| Failure::from_kube(&format!("orphaning {kind} {obj}"), &e))?;
+                applier.count_write();
+                applier.record(&kind, &obj, None);
+                tracing::info!(%ns, %name, %kind, %obj, "predecessor's workload orphaned for ours to adopt its pods");
+                orphaned.push(obj);
+            }
+            Some(Collision::Refuse {
+                kind,
+                name: obj,
+                why,
+            }) => {
+                return Err(Failure {
+                    kind: FailureKind::User,
+                    reason: Reason::TAKEOVER_COLLISION,
+                    message: format!("{kind} {obj} has the name of one of ours: {why}"),
+                });
+            }
+        }
+    }
+    Ok(orphaned)
+}
+
+/// The objects to apply in this pass: while a predecessor's workloads still serve and ours are
+/// not all ready, a networking object (Ingress, HTTPRoute) of ours whose name is taken by one
+/// that is not ours is held back, so that the predecessor's keeps routing to its Services
+/// until ours can answer.
+pub async fn hold_networking(
+    applier: &Applier,
+    observed: &Observed,
+    objects: &[DesiredObject],
+    ours_ready: bool,
+) -> Result<(Vec<DesiredObject>, Vec<String>), Failure> {
+    let mut out = Vec::with_capacity(objects.len());
+    let mut held = Vec::new();
+    for o in objects {
+        if observed.present() && !ours_ready && o.phase == Phase::Networking {
+            let live = applier
+                .api(&o.api_version, &o.kind)
+                .get_metadata_opt(&o.name)
+                .await;
+            let theirs = match live {
+                Ok(Some(m)) => {
+                    m.labels().get(names::MANAGED_BY_LABEL).map(String::as_str)
+                        != Some(names::MANAGED_BY)
+                }
+                Ok(None) => false,
+                Err(e) if crate::apply::is_not_served(&e) => false,
+                Err(e) => {
+                    return Err(Failure::from_kube(
+                        &format!("reading {} {}", o.kind, o.name),
+                        &e,
+                    ));
+                }
+            };
+            if theirs {
+                held.push(format!("{}/{}", o.kind, o.name));
+                continue;
+            }
+        }
+        out.push(o.clone());
+    }
+    Ok((out, held))
+}
+
+/// Our applications with their Deployments' facts, for [`takeover::plan`].
+pub fn our_apps(manifest: &ServerManifest, deployments: &[DeploymentFact]) -> Vec<OurApp> {
+    deployments
+        .iter()
+        .map(|d| OurApp {
+            app: d.component.clone(),
+            legacy_key: manifest
+                .applications
+                .get(&d.component)
+                .and_then(|a| a.legacy_key.clone()),
+            deployment: d.clone(),
+        })
+        .collect()
+}
+
+/// Deletes the predecessor's Deployments the plan removes (with their pods).
+pub async fn remove(applier: &Applier, names: &[String]) -> Result<(), Failure> {
+    for n in names {
+        applier
+            .delete("apps/v1", "Deployment", n)
+            .await
+            .map_err(|e| {
+                Failure::from_kube(&format!("deleting the replaced Deployment {n}"), &e)
+            })?;
+        tracing::info!(namespace = %applier.namespace(), deployment = %n, "predecessor's Deployment removed: ours is Available");
+    }
+    Ok(())
+}
+
+/// Drops the predecessor's finalizers from the resource: with its operator stopped nobody
+/// would remove them, and deleting the resource would hang.
+pub async fn drop_finalizers(
+    client: &kube::Client,
+    cr: &WeightsAndBiases,
+) -> Result<bool, kube::Error> {
+    let current = cr.finalizers().to_vec();
+    let kept: Vec<String> = current
+        .iter()
+        .filter(|f| !takeover::PREDECESSOR_FINALIZERS.contains(&f.as_str()))
+        .cloned()
+        .collect();
+    if kept.len() == current.len() {
+        return Ok(false);
+    }
+    let api: Api<WeightsAndBiases> =
+        Api::namespaced(client.clone(), &cr.namespace().unwrap_or_default());
+    // The resourceVersion makes the merge patch conditional: a concurrent change (our own
+    // finalizer being added, say) fails it with a conflict and the next pass retries.
+    let patch = json!({"metadata": {
+        "resourceVersion": cr.resource_version(),
+        "finalizers": kept,
+    }});
+    api.patch(
+        &cr.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(true)
+}
