@@ -1,0 +1,266 @@
+//! In-place takeover on the local control plane: objects shaped like an installation of the v1
+//! operator (the operator-wandb chart as Helm release `w`: its release Secret, `-bc`
+//! Deployments, a pre-rename Deployment under one of our names, its Service, its session-key
+//! Secret, a Redis StatefulSet and its volume), then our operator reconciles the same resource:
+//! the session key is kept (the Secret our pods read holds the chart's value), the data volume
+//! and StatefulSet are untouched, the predecessor's finalizer is dropped, the old Deployments
+//! serve until ours are Available and are gone after, and the same-named one is adopted by ours.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt as _;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use wandb_api::WeightsAndBiases;
+use wandb_testkit::wait_for;
+
+use common::{TIMEOUT, condition, wait_ready};
+
+const CR: &str = "w";
+const SESSION_KEY: &str = "chart-generated-session-key-0123";
+
+fn chart_labels(component: &str) -> String {
+    format!(
+        "{{app.kubernetes.io/managed-by: Helm, app.kubernetes.io/instance: {CR}, \
+         app.kubernetes.io/name: {component}, helm.sh/chart: wandb-base-0.12.4}}"
+    )
+}
+
+/// A Deployment of the chart (wandb-base): selector name + instance, as the chart renders it.
+fn chart_deployment(name: &str, component: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  labels: {labels}\n  \
+         annotations: {{meta.helm.sh/release-name: {CR}}}\nspec:\n  replicas: 1\n  selector:\n    \
+         matchLabels: {{app.kubernetes.io/name: {component}, app.kubernetes.io/instance: {CR}}}\n  \
+         template:\n    metadata:\n      labels: {labels}\n    spec:\n      containers:\n      - \
+         name: {component}\n        image: {image}\n        env:\n        - name: GORILLA_SESSION_KEY\n          \
+         valueFrom: {{secretKeyRef: {{name: {CR}-gorilla-session-key, key: GORILLA_SESSION_KEY}}}}\n",
+        labels = chart_labels(component),
+    )
+}
+
+fn chart_objects() -> Vec<String> {
+    let release = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sh.helm.release.v1.w.v1\n  \
+         labels: {owner: helm, name: w, status: deployed, version: \"1\"}\ntype: helm.sh/release.v1\n\
+         stringData: {release: opaque}\n"
+        .to_string();
+    let session = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {CR}-gorilla-session-key\n  labels: {}\n  \
+         annotations: {{helm.sh/resource-policy: keep}}\nstringData:\n  GORILLA_SESSION_KEY: {SESSION_KEY}\n  \
+         GORILLA_AUTH_JWK_URL: http://{CR}-app:8083/api/jwks.json\n",
+        chart_labels("wandb")
+    );
+    let service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {CR}-app\n  labels: {}\nspec:\n  \
+         selector: {{app.kubernetes.io/name: app, app.kubernetes.io/instance: {CR}}}\n  ports:\n  \
+         - {{name: http, port: 8080, targetPort: 8080}}\n  - {{name: prometheus, port: 8181, targetPort: 8181}}\n",
+        chart_labels("app")
+    );
+    let redis = format!(
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: {CR}-redis-master\n  labels: {l}\nspec:\n  \
+         serviceName: {CR}-redis-headless\n  replicas: 1\n  selector:\n    matchLabels: {{app.kubernetes.io/name: redis, \
+         app.kubernetes.io/instance: {CR}}}\n  template:\n    metadata:\n      labels: {l}\n    spec:\n      \
+         containers: [{{name: redis, image: bitnamilegacy/redis:7.2}}]\n",
+        l = chart_labels("redis")
+    );
+    let pvc = format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: redis-data-{CR}-redis-master-0\n  \
+         labels: {}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 8Gi}}}}\n",
+        chart_labels("redis")
+    );
+    vec![
+        release,
+        session,
+        service,
+        redis,
+        pvc,
+        chart_deployment(&format!("{CR}-app-bc"), "app", "wandb/local:0.60.0"),
+        chart_deployment(&format!("{CR}-parquet-bc"), "parquet", "wandb/megabinary:0.60.0"),
+        chart_deployment(&format!("{CR}-console-bc"), "console", "wandb/console:2.12.0"),
+        // A chart from before the `-bc` rename: the name of our weave Deployment.
+        chart_deployment(&format!("{CR}-weave"), "weave", "wandb/weave-python:0.60.0"),
+    ]
+}
+
+fn available(d: &Deployment) -> bool {
+    let s = d.status.clone().unwrap_or_default();
+    s.conditions
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Available" && c.status == "True")
+        && s.updated_replicas.unwrap_or(0) >= d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+}
+
+fn secret_text(s: &Secret, key: &str) -> Option<String> {
+    s.data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn a_chart_install_is_taken_over_in_place() {
+    let ns = wandb_testkit::namespace("takeover").await;
+    ns.cluster().require_ready_node().await;
+    for o in chart_objects() {
+        ns.apply_yaml(&o).await;
+    }
+    let deployments: Api<Deployment> = ns.api();
+    for d in ["w-app-bc", "w-parquet-bc", "w-console-bc", "w-weave"] {
+        wait_for("the chart's Deployments to be Available", TIMEOUT, || async {
+            Ok(deployments.get_opt(d).await?.filter(available))
+        })
+        .await;
+    }
+    let replica_sets: Api<ReplicaSet> = ns.api();
+    let old_weave_rs = replica_sets
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|rs| rs.owner_references().iter().any(|o| o.name == "w-weave"))
+        .expect("the old weave ReplicaSet");
+    let pvcs: Api<PersistentVolumeClaim> = ns.api();
+    let pvc_before = pvcs.get("redis-data-w-redis-master-0").await.unwrap();
+
+    // Every Deployment event in order, to prove the old ones go only after ours are Available.
+    let log: Arc<Mutex<Vec<(String, bool, bool)>>> = Arc::default();
+    let watch = {
+        let (api, log) = (deployments.clone(), log.clone());
+        tokio::spawn(async move {
+            let mut s = watcher(api, watcher::Config::default()).boxed();
+            while let Some(Ok(e)) = s.next().await {
+                let mut l = log.lock().unwrap();
+                match e {
+                    watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
+                        let gone = d.metadata.deletion_timestamp.is_some();
+                        l.push((d.name_any(), available(&d), gone));
+                    }
+                    watcher::Event::Delete(d) => l.push((d.name_any(), false, true)),
+                    _ => {}
+                }
+            }
+        })
+    };
+
+    // The resource, as the conversion of the v1 one stores it, still carrying the v1
+    // operator's finalizer. No volume provisioner yet: our managed services stay Pending, so
+    // our applications cannot roll out.
+    let running = common::start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let cr = common::cr_yaml(CR, "builtin://", "0.84.0").replace(
+        "metadata: {name: w}",
+        "metadata: {name: w, finalizers: [finalizer.app.wandb.com]}",
+    );
+    ns.apply_yaml(&cr).await;
+    let (_, msg) = wait_for("TakeoverComplete=False", TIMEOUT, || async {
+        Ok(condition(&wb, CR, "TakeoverComplete")
+            .await
+            .filter(|(s, _)| s == "False"))
+    })
+    .await;
+    assert!(msg.contains("Helm release"), "{msg}");
+    assert!(msg.contains("credentials adopted into w-session-key"), "{msg}");
+    // The session key: adopted, never regenerated (users stay logged in).
+    let secrets: Api<Secret> = ns.api();
+    let ours = secrets.get("w-session-key").await.unwrap();
+    assert_eq!(secret_text(&ours, "key").as_deref(), Some(SESSION_KEY));
+    assert_eq!(
+        ours.annotations().get("apps.wandb.com/adopted-from").map(String::as_str),
+        Some("w-gorilla-session-key/GORILLA_SESSION_KEY")
+    );
+    // Nothing of ours serves yet: the old Deployments all stay, and the same-named one was
+    // orphaned, its pods still running.
+    for d in ["w-app-bc", "w-parquet-bc", "w-console-bc"] {
+        let d = deployments.get(d).await.unwrap();
+        assert!(d.metadata.deletion_timestamp.is_none() && available(&d));
+    }
+    let rs = replica_sets.get(&old_weave_rs.name_any()).await.unwrap();
+    assert_eq!(rs.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
+    // The v1 operator's finalizer is gone (its operator would never remove it); ours is there.
+    let finalizers = wb.get(CR).await.unwrap().finalizers().to_vec();
+    assert!(!finalizers.iter().any(|f| f == "finalizer.app.wandb.com"), "{finalizers:?}");
+
+    // Volumes bind: ours roll out, and the replaced Deployments go.
+    let _pv = ns.start_volume_provisioner();
+    wait_ready(&wb, CR).await;
+    let (_, msg) = wait_for("TakeoverComplete=True", TIMEOUT, || async {
+        Ok(condition(&wb, CR, "TakeoverComplete")
+            .await
+            .filter(|(s, _)| s == "True"))
+    })
+    .await;
+    assert!(msg.contains("w-console-bc"), "left in place, named: {msg}");
+    for d in ["w-app-bc", "w-parquet-bc"] {
+        wait_for("the replaced Deployment to be gone", TIMEOUT, || async {
+            Ok(deployments.get_opt(d).await?.is_none().then_some(()))
+        })
+        .await;
+    }
+    // Nothing of ours replaces the console (its feature is off): it stays.
+    assert!(deployments.get_opt("w-console-bc").await.unwrap().is_some());
+    // The orphaned ReplicaSet was adopted by our w-weave and rolled over.
+    wait_for("the old weave ReplicaSet adopted and scaled down", TIMEOUT, || async {
+        Ok(replica_sets
+            .get_opt(&old_weave_rs.name_any())
+            .await?
+            .filter(|rs| {
+                rs.owner_references()
+                    .iter()
+                    .any(|o| o.name == "w-weave" && o.controller == Some(true))
+                    && rs.spec.as_ref().and_then(|s| s.replicas) == Some(0)
+            }))
+    })
+    .await;
+
+    // Order: each old Deployment was deleted only after ours for its application was Available.
+    watch.abort();
+    let log = log.lock().unwrap().clone();
+    for (old, new) in [("w-app-bc", "w-app"), ("w-parquet-bc", "w-parquet")] {
+        let deleted = log
+            .iter()
+            .position(|(n, _, gone)| n == old && *gone)
+            .unwrap_or_else(|| panic!("{old} deleted: {log:?}"));
+        let ours_available = log
+            .iter()
+            .position(|(n, avail, _)| n == new && *avail)
+            .unwrap_or_else(|| panic!("{new} Available: {log:?}"));
+        assert!(
+            ours_available < deleted,
+            "{old} deleted before {new} was Available: {log:?}"
+        );
+    }
+
+    // The Secret our app's pods read for the session key is the adopted one.
+    let app = deployments.get("w-app").await.unwrap();
+    let env = app.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    let session = env
+        .iter()
+        .find(|e| e.name == "GORILLA_SESSION_KEY")
+        .and_then(|e| e.value_from.as_ref()?.secret_key_ref.clone())
+        .expect("GORILLA_SESSION_KEY from a Secret");
+    assert_eq!((session.name.as_str(), session.key.as_str()), ("w-session-key", "key"));
+    // Data untouched: the chart's StatefulSet and its volume, its session-key Secret.
+    let pvc_after = pvcs.get("redis-data-w-redis-master-0").await.unwrap();
+    assert_eq!(pvc_after.uid(), pvc_before.uid());
+    assert!(pvc_after.metadata.deletion_timestamp.is_none());
+    assert_eq!(pvc_after.labels(), pvc_before.labels());
+    let sts: Api<StatefulSet> = ns.api();
+    assert!(sts.get("w-redis-master").await.unwrap().metadata.deletion_timestamp.is_none());
+    let chart_secret = secrets.get("w-gorilla-session-key").await.unwrap();
+    assert_eq!(
+        secret_text(&chart_secret, "GORILLA_SESSION_KEY").as_deref(),
+        Some(SESSION_KEY)
+    );
+
+    running.finish(ns).await;
+}
