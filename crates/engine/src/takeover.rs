@@ -71,30 +71,38 @@ impl WorkloadMeta {
         self.labels.get(key).map(String::as_str)
     }
 
-    /// Whether wandb-operator manages it.
+    /// Whether an `Application` of the official v2 operator controls it. Its objects carry
+    /// `app.kubernetes.io/managed-by=wandb-operator` too, so the label alone does not tell.
+    pub fn by_official_application(&self) -> bool {
+        self.controller
+            .as_ref()
+            .is_some_and(|(api, kind)| is_official_application(api, kind))
+    }
+
+    /// Whether this operator manages it.
     pub fn is_ours(&self) -> bool {
         self.label(names::MANAGED_BY_LABEL) == Some(names::MANAGED_BY)
+            && !self.by_official_application()
     }
+}
+
+/// An owner of kind `Application` in the `apps.wandb.com` group: the official v2 operator's.
+pub fn is_official_application(api_version: &str, kind: &str) -> bool {
+    kind == "Application" && api_version.starts_with("apps.wandb.com/")
 }
 
 /// Whose `w` is, for instance `cr` in namespace `ns`: the chart's (Helm-managed, this release)
 /// or the official v2 operator's (controlled by an `apps.wandb.com` Application). Anything else
 /// (ours, a user's, another release's) is nobody's predecessor.
 pub fn predecessor_of(cr: &str, ns: &str, w: &WorkloadMeta) -> Option<Predecessor> {
-    if w.is_ours() {
-        return None;
-    }
-    if w.label(names::MANAGED_BY_LABEL) == Some(HELM_MANAGED_BY)
-        && w.label(names::INSTANCE_LABEL) == Some(cr)
-    {
-        return Some(Predecessor::HelmChart);
-    }
-    let by_application = w
-        .controller
-        .as_ref()
-        .is_some_and(|(api, kind)| kind == "Application" && api.starts_with("apps.wandb.com/"));
-    if by_application && w.label(names::INSTANCE_LABEL) == Some(ns) {
+    let instance = w.label(names::INSTANCE_LABEL);
+    // The Application controller labels its workloads with the namespace; the CR's name is
+    // accepted too (labels copied from the Application's metadata).
+    if w.by_official_application() && (instance == Some(ns) || instance == Some(cr)) {
         return Some(Predecessor::OfficialV2);
+    }
+    if w.label(names::MANAGED_BY_LABEL) == Some(HELM_MANAGED_BY) && instance == Some(cr) {
+        return Some(Predecessor::HelmChart);
     }
     None
 }
@@ -215,6 +223,27 @@ pub fn plan(
         }
     }
     out
+}
+
+/// The official v2 operator runs its own managed services (moco MySQL, opstree Redis,
+/// SeaweedFS, Altinity ClickHouse), under names ours do not share: a managed service of ours
+/// would start empty beside them. Taking over such an installation needs every service pointed
+/// at the existing one as external first; `managed` lists ours as `(kind, instance)`.
+pub fn managed_services_refused(
+    predecessors: &[Predecessor],
+    managed: &[(String, String)],
+) -> Option<String> {
+    if !predecessors.contains(&Predecessor::OfficialV2) || managed.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = managed.iter().map(|(k, i)| format!("{k}.{i}")).collect();
+    Some(format!(
+        "taking over the official v2 operator's installation with managed services ({}) would \
+         start them empty beside the official operator's data; point each at the existing \
+         service as external (spec.<service>.<instance>.external*) first \
+         (docs/migrate-from-official.md, In-place takeover)",
+        list.join(", ")
+    ))
 }
 
 /// A predecessor's workload with the name of one of ours.

@@ -165,10 +165,12 @@ pub async fn resolve_collisions(
 /// until ours can answer.
 pub async fn hold_networking(
     applier: &Applier,
+    cr: &WeightsAndBiases,
     observed: &Observed,
     objects: &[DesiredObject],
     ours_ready: bool,
 ) -> Result<(Vec<DesiredObject>, Vec<String>), Failure> {
+    let uid = cr.uid().unwrap_or_default();
     let mut out = Vec::with_capacity(objects.len());
     let mut held = Vec::new();
     for o in objects {
@@ -177,11 +179,13 @@ pub async fn hold_networking(
                 .api(&o.api_version, &o.kind)
                 .get_metadata_opt(&o.name)
                 .await;
+            // Ours carry our controller reference (the official v2 operator's carry our
+            // labels, and a plain reference to the same resource).
             let theirs = match live {
-                Ok(Some(m)) => {
-                    m.labels().get(names::MANAGED_BY_LABEL).map(String::as_str)
-                        != Some(names::MANAGED_BY)
-                }
+                Ok(Some(m)) => !m
+                    .owner_references()
+                    .iter()
+                    .any(|o| o.controller == Some(true) && o.uid == uid),
                 Ok(None) => false,
                 Err(e) if crate::apply::is_not_served(&e) => false,
                 Err(e) => {

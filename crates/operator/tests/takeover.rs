@@ -79,8 +79,16 @@ fn chart_objects() -> Vec<String> {
         redis,
         pvc,
         chart_deployment(&format!("{CR}-app-bc"), "app", "wandb/local:0.60.0"),
-        chart_deployment(&format!("{CR}-parquet-bc"), "parquet", "wandb/megabinary:0.60.0"),
-        chart_deployment(&format!("{CR}-console-bc"), "console", "wandb/console:2.12.0"),
+        chart_deployment(
+            &format!("{CR}-parquet-bc"),
+            "parquet",
+            "wandb/megabinary:0.60.0",
+        ),
+        chart_deployment(
+            &format!("{CR}-console-bc"),
+            "console",
+            "wandb/console:2.12.0",
+        ),
         // A chart from before the `-bc` rename: the name of our weave Deployment.
         chart_deployment(&format!("{CR}-weave"), "weave", "wandb/weave-python:0.60.0"),
     ]
@@ -112,9 +120,11 @@ async fn a_chart_install_is_taken_over_in_place() {
     }
     let deployments: Api<Deployment> = ns.api();
     for d in ["w-app-bc", "w-parquet-bc", "w-console-bc", "w-weave"] {
-        wait_for("the chart's Deployments to be Available", TIMEOUT, || async {
-            Ok(deployments.get_opt(d).await?.filter(available))
-        })
+        wait_for(
+            "the chart's Deployments to be Available",
+            TIMEOUT,
+            || async { Ok(deployments.get_opt(d).await?.filter(available)) },
+        )
         .await;
     }
     let replica_sets: Api<ReplicaSet> = ns.api();
@@ -166,13 +176,18 @@ async fn a_chart_install_is_taken_over_in_place() {
     })
     .await;
     assert!(msg.contains("Helm release"), "{msg}");
-    assert!(msg.contains("credentials adopted into w-session-key"), "{msg}");
+    assert!(
+        msg.contains("credentials adopted into w-session-key"),
+        "{msg}"
+    );
     // The session key: adopted, never regenerated (users stay logged in).
     let secrets: Api<Secret> = ns.api();
     let ours = secrets.get("w-session-key").await.unwrap();
     assert_eq!(secret_text(&ours, "key").as_deref(), Some(SESSION_KEY));
     assert_eq!(
-        ours.annotations().get("apps.wandb.com/adopted-from").map(String::as_str),
+        ours.annotations()
+            .get("apps.wandb.com/adopted-from")
+            .map(String::as_str),
         Some("w-gorilla-session-key/GORILLA_SESSION_KEY")
     );
     // Nothing of ours serves yet: the old Deployments all stay, and the same-named one was
@@ -185,7 +200,10 @@ async fn a_chart_install_is_taken_over_in_place() {
     assert_eq!(rs.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
     // The v1 operator's finalizer is gone (its operator would never remove it); ours is there.
     let finalizers = wb.get(CR).await.unwrap().finalizers().to_vec();
-    assert!(!finalizers.iter().any(|f| f == "finalizer.app.wandb.com"), "{finalizers:?}");
+    assert!(
+        !finalizers.iter().any(|f| f == "finalizer.app.wandb.com"),
+        "{finalizers:?}"
+    );
 
     // Volumes bind: ours roll out, and the replaced Deployments go.
     let _pv = ns.start_volume_provisioner();
@@ -206,17 +224,21 @@ async fn a_chart_install_is_taken_over_in_place() {
     // Nothing of ours replaces the console (its feature is off): it stays.
     assert!(deployments.get_opt("w-console-bc").await.unwrap().is_some());
     // The orphaned ReplicaSet was adopted by our w-weave and rolled over.
-    wait_for("the old weave ReplicaSet adopted and scaled down", TIMEOUT, || async {
-        Ok(replica_sets
-            .get_opt(&old_weave_rs.name_any())
-            .await?
-            .filter(|rs| {
-                rs.owner_references()
-                    .iter()
-                    .any(|o| o.name == "w-weave" && o.controller == Some(true))
-                    && rs.spec.as_ref().and_then(|s| s.replicas) == Some(0)
-            }))
-    })
+    wait_for(
+        "the old weave ReplicaSet adopted and scaled down",
+        TIMEOUT,
+        || async {
+            Ok(replica_sets
+                .get_opt(&old_weave_rs.name_any())
+                .await?
+                .filter(|rs| {
+                    rs.owner_references()
+                        .iter()
+                        .any(|o| o.name == "w-weave" && o.controller == Some(true))
+                        && rs.spec.as_ref().and_then(|s| s.replicas) == Some(0)
+                }))
+        },
+    )
     .await;
 
     // Order: each old Deployment was deleted only after ours for its application was Available.
@@ -248,14 +270,24 @@ async fn a_chart_install_is_taken_over_in_place() {
         .find(|e| e.name == "GORILLA_SESSION_KEY")
         .and_then(|e| e.value_from.as_ref()?.secret_key_ref.clone())
         .expect("GORILLA_SESSION_KEY from a Secret");
-    assert_eq!((session.name.as_str(), session.key.as_str()), ("w-session-key", "key"));
+    assert_eq!(
+        (session.name.as_str(), session.key.as_str()),
+        ("w-session-key", "key")
+    );
     // Data untouched: the chart's StatefulSet and its volume, its session-key Secret.
     let pvc_after = pvcs.get("redis-data-w-redis-master-0").await.unwrap();
     assert_eq!(pvc_after.uid(), pvc_before.uid());
     assert!(pvc_after.metadata.deletion_timestamp.is_none());
     assert_eq!(pvc_after.labels(), pvc_before.labels());
     let sts: Api<StatefulSet> = ns.api();
-    assert!(sts.get("w-redis-master").await.unwrap().metadata.deletion_timestamp.is_none());
+    assert!(
+        sts.get("w-redis-master")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
     let chart_secret = secrets.get("w-gorilla-session-key").await.unwrap();
     assert_eq!(
         secret_text(&chart_secret, "GORILLA_SESSION_KEY").as_deref(),

@@ -84,6 +84,17 @@ fn chart_and_official_workloads_are_recognised_and_nothing_else() {
         ..users.clone()
     };
     assert_eq!(predecessor_of("w", "ns1", &mine), None);
+    // Labelled managed-by=wandb-operator as the official operator does: still theirs.
+    let mut labelled = official("api");
+    labelled.labels.insert(
+        "app.kubernetes.io/managed-by".into(),
+        "wandb-operator".into(),
+    );
+    assert!(!labelled.is_ours());
+    assert_eq!(
+        predecessor_of("w", "ns1", &labelled),
+        Some(Predecessor::OfficialV2)
+    );
     // An Application of another group is not the official operator's.
     let mut foreign = official("api");
     foreign.controller = Some(("example.com/v1".into(), "Application".into()));
@@ -222,4 +233,21 @@ fn a_same_named_workload_is_adopted_only_when_clearly_the_predecessors_with_our_
         ..users
     };
     assert_eq!(collision("w", "ns1", &mine, &ours_sel), None);
+}
+
+#[test]
+fn the_official_operators_managed_services_are_never_started_empty_beside_it() {
+    let managed = vec![("mysql".to_string(), "default".to_string())];
+    let why = managed_services_refused(&[Predecessor::OfficialV2], &managed).unwrap();
+    assert!(why.contains("mysql.default"), "{why}");
+    // External only, or a chart install (its in-chart services are reconnected by the
+    // conversion, and a managed one of ours under the chart's name collides explicitly).
+    assert_eq!(
+        managed_services_refused(&[Predecessor::OfficialV2], &[]),
+        None
+    );
+    assert_eq!(
+        managed_services_refused(&[Predecessor::HelmChart], &managed),
+        None
+    );
 }

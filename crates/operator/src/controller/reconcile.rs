@@ -296,6 +296,21 @@ async fn pass(
     let predecessor = takeover::observe(&ctx.client, cr)
         .await
         .doing(|| "looking for a predecessor's installation".into())?;
+    let managed: Vec<(String, String)> = built
+        .infra
+        .iter()
+        .filter(|p| p.mode == wandb_engine::Mode::Managed)
+        .map(|p| (p.kind.key().to_string(), p.instance.clone()))
+        .collect();
+    if let Some(why) =
+        wandb_engine::takeover::managed_services_refused(&predecessor.predecessors, &managed)
+    {
+        return Err(Failure {
+            kind: FailureKind::User,
+            reason: Reason::TAKEOVER_COLLISION,
+            message: why,
+        });
+    }
     if predecessor.present()
         && takeover::drop_finalizers(&ctx.client, cr)
             .await
@@ -413,7 +428,7 @@ async fn pass(
             .doing(|| "reading the Deployments".into())?;
         let ready = !before.is_empty() && before.iter().all(decide::DeploymentFact::ready);
         let (mut objects, held) =
-            takeover::hold_networking(applier, &predecessor, &built.objects, ready).await?;
+            takeover::hold_networking(applier, cr, &predecessor, &built.objects, ready).await?;
         objects.retain(|o| !orphaned.contains(&o.name));
         (Some(objects), held)
     } else {
