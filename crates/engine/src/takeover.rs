@@ -370,5 +370,20 @@ pub fn fact(plan: &TakeoverPlan, adopted: &[String]) -> Option<TakeoverFact> {
     })
 }
 
+/// The condition once nothing of the predecessor is left to observe (the official v2
+/// operator leaves no release Secret behind): a completed takeover stays reported as it was;
+/// one in progress whose workloads vanished is complete.
+pub fn carried(previous: Option<(bool, &str)>) -> Option<TakeoverFact> {
+    let (complete, message) = previous?;
+    Some(TakeoverFact {
+        complete: true,
+        message: if complete {
+            message.to_string()
+        } else {
+            "every replaced workload of the predecessor is gone".into()
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -265,3 +265,117 @@ pub async fn drop_finalizers(
     .await?;
     Ok(true)
 }
+
+fn failed(doing: &str) -> impl FnOnce(kube::Error) -> Failure + '_ {
+    move |e| Failure::from_kube(doing, &e)
+}
+
+/// First step of a pass: observes a predecessor; refuses managed services beside the official
+/// v2 operator's data; drops the predecessor's finalizer from the resource.
+pub async fn start(
+    client: &kube::Client,
+    cr: &WeightsAndBiases,
+    built: &wandb_engine::Built,
+) -> Result<Observed, Failure> {
+    let observed = observe(client, cr)
+        .await
+        .map_err(failed("looking for a predecessor's installation"))?;
+    let managed: Vec<(String, String)> = built
+        .infra
+        .iter()
+        .filter(|p| p.mode == wandb_engine::Mode::Managed)
+        .map(|p| (p.kind.key().to_string(), p.instance.clone()))
+        .collect();
+    if let Some(why) = takeover::managed_services_refused(&observed.predecessors, &managed) {
+        return Err(Failure {
+            kind: FailureKind::User,
+            reason: Reason::TAKEOVER_COLLISION,
+            message: why,
+        });
+    }
+    if observed.present()
+        && drop_finalizers(client, cr)
+            .await
+            .map_err(failed("removing the predecessor's finalizer"))?
+    {
+        tracing::info!(name = %cr.name_any(), "predecessor's finalizer removed");
+    }
+    Ok(observed)
+}
+
+/// What [`before_apply`] decided for this pass.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// The objects to apply instead of the plan's (`None`: all of them).
+    pub objects: Option<Vec<DesiredObject>>,
+    /// Networking objects held back (`Kind/name`).
+    pub held: Vec<String>,
+    /// Predecessor Deployments orphaned this pass (ours under their name come next pass).
+    pub orphaned: Vec<String>,
+}
+
+/// Before the apply: same-named workloads orphaned, the predecessor's Ingress kept serving
+/// until ours are ready.
+pub async fn before_apply(
+    applier: &Applier,
+    cr: &WeightsAndBiases,
+    observed: &Observed,
+    objects: &[DesiredObject],
+) -> Result<Prepared, Failure> {
+    if !observed.present() {
+        return Ok(Prepared::default());
+    }
+    let orphaned = resolve_collisions(applier, cr, observed, objects).await?;
+    let before = crate::observe::deployments(applier, objects)
+        .await
+        .map_err(failed("reading the Deployments"))?;
+    let ready = !before.is_empty() && before.iter().all(DeploymentFact::ready);
+    let (mut kept, held) = hold_networking(applier, cr, observed, objects, ready).await?;
+    kept.retain(|o| !orphaned.contains(&o.name));
+    Ok(Prepared {
+        objects: Some(kept),
+        held,
+        orphaned,
+    })
+}
+
+/// After the rollout was observed: removes the predecessor's Deployments whose replacement is
+/// ready, and says how far the takeover is (`previous`: the condition as it stood).
+#[allow(clippy::too_many_arguments)]
+pub async fn after_rollout(
+    applier: &Applier,
+    cr: &WeightsAndBiases,
+    observed: &Observed,
+    prepared: &Prepared,
+    manifest: &ServerManifest,
+    deployments: &[DeploymentFact],
+    adopted: &[String],
+    previous: Option<(bool, &str)>,
+) -> Result<Option<takeover::TakeoverFact>, Failure> {
+    if !observed.present() && adopted.is_empty() {
+        return Ok(takeover::carried(previous));
+    }
+    let live: Vec<WorkloadMeta> = observed
+        .workloads
+        .iter()
+        .filter(|w| !prepared.orphaned.contains(&w.name))
+        .cloned()
+        .collect();
+    let plan = takeover::plan(
+        &cr.name_any(),
+        applier.namespace(),
+        &observed.release_secrets,
+        &live,
+        &our_apps(manifest, deployments),
+    );
+    remove(applier, &plan.remove).await?;
+    Ok(takeover::fact(&plan, adopted).map(|mut f| {
+        if !prepared.held.is_empty() {
+            f.message.push_str(&format!(
+                "; {} held until ours are Available",
+                prepared.held.join(", ")
+            ));
+        }
+        f
+    }))
+}

@@ -296,3 +296,186 @@ async fn a_chart_install_is_taken_over_in_place() {
 
     running.finish(ns).await;
 }
+
+const V2_KEY: &str = "official-v2-generated-key-456789";
+
+/// The official v2 operator's `Application` kind (just enough of its CRD to own Deployments).
+async fn install_application_crd(ns: &wandb_testkit::TestNamespace) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(ns.client());
+    let crd: CustomResourceDefinition = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "applications.apps.wandb.com"},
+        "spec": {"group": "apps.wandb.com", "scope": "Namespaced",
+            "names": {"plural": "applications", "singular": "application", "kind": "Application"},
+            "versions": [{"name": "v2", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true}}}]}
+    }))
+    .unwrap();
+    crds.patch(
+        "applications.apps.wandb.com",
+        &kube::api::PatchParams::apply("takeover-test").force(),
+        &kube::api::Patch::Apply(&crd),
+    )
+    .await
+    .unwrap();
+    wait_for("the Application CRD to be Established", TIMEOUT, || async {
+        let v = serde_json::to_value(crds.get("applications.apps.wandb.com").await?)?;
+        Ok(
+            (wandb_testkit::condition_status(&v, "Established").as_deref() == Some("True"))
+                .then_some(()),
+        )
+    })
+    .await;
+}
+
+/// An official v2 install: Application `app` controlling Deployment `app` (labelled
+/// managed-by=wandb-operator as that operator does; selector on the namespace), and the
+/// generated session key under the name ours has.
+async fn official_v2_objects(ns: &wandb_testkit::TestNamespace) {
+    let applied = ns
+        .apply_yaml("apiVersion: apps.wandb.com/v2\nkind: Application\nmetadata: {name: app}\nspec: {kind: Deployment}\n")
+        .await;
+    let uid = applied[0].uid().unwrap();
+    let n = ns.name();
+    ns.apply_yaml(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  labels: {{app.kubernetes.io/name: app, \
+         app.kubernetes.io/instance: {CR}, app.kubernetes.io/managed-by: wandb-operator}}\n  ownerReferences:\n  \
+         - {{apiVersion: apps.wandb.com/v2, kind: Application, name: app, uid: {uid}, controller: true}}\n\
+         spec:\n  replicas: 1\n  selector:\n    matchLabels: {{app.kubernetes.io/name: app, app.kubernetes.io/instance: {n}}}\n  \
+         template:\n    metadata:\n      labels: {{app.kubernetes.io/name: app, app.kubernetes.io/instance: {n}}}\n    \
+         spec:\n      containers: [{{name: app, image: wandb/local:0.84.0}}]\n"
+    ))
+    .await;
+    ns.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {CR}-session-key\n  labels: {{app.kubernetes.io/instance: {CR}, \
+         app.kubernetes.io/managed-by: wandb-operator}}\nstringData: {{key: {V2_KEY}}}\n"
+    ))
+    .await;
+}
+
+const EXTERNAL: &str = "  mysql: {default: {externalMysql: {host: {name: ext, key: h}, database: {name: ext, key: d}, \
+    username: {name: ext, key: u}, password: {name: ext, key: p}}}}\n  \
+    redis: {default: {externalRedis: {host: {name: ext, key: h}}}}\n  \
+    objectStore: {default: {externalObjectStore: {bucket: {name: ext, key: b}}}}\n";
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn an_official_v2_install_is_taken_over_and_its_managed_services_are_never_replaced_empty() {
+    let ns = wandb_testkit::namespace("takeover-v2").await;
+    ns.cluster().require_ready_node().await;
+    install_application_crd(&ns).await;
+    let _crd = ns.cluster().delete_on_drop::<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    >("applications.apps.wandb.com");
+    official_v2_objects(&ns).await;
+    let deployments: Api<Deployment> = ns.api();
+    wait_for(
+        "the official Deployment to be Available",
+        TIMEOUT,
+        || async { Ok(deployments.get_opt("app").await?.filter(available)) },
+    )
+    .await;
+    let log: Arc<Mutex<Vec<(String, bool, bool)>>> = Arc::default();
+    let watch = {
+        let (api, log) = (deployments.clone(), log.clone());
+        tokio::spawn(async move {
+            let mut s = watcher(api, watcher::Config::default()).boxed();
+            while let Some(Ok(e)) = s.next().await {
+                let mut l = log.lock().unwrap();
+                match e {
+                    watcher::Event::Apply(d) | watcher::Event::InitApply(d) => {
+                        let gone = d.metadata.deletion_timestamp.is_some();
+                        l.push((d.name_any(), available(&d), gone));
+                    }
+                    watcher::Event::Delete(d) => l.push((d.name_any(), false, true)),
+                    _ => {}
+                }
+            }
+        })
+    };
+
+    // As the official operator stored it: managed services. Ours would start empty beside
+    // its data: refused, nothing written.
+    let running = common::start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let cr = common::cr_yaml(CR, "builtin://", "0.84.0").replace(
+        "metadata: {name: w}",
+        "metadata: {name: w, finalizers: [wandb.apps.wandb.com/cleanup]}",
+    );
+    ns.apply_yaml(&cr).await;
+    let (_, msg) = wait_for("Stalled=True (TakeoverCollision)", TIMEOUT, || async {
+        Ok(condition(&wb, CR, "Stalled")
+            .await
+            .filter(|(s, m)| s == "True" && m.contains("official v2 operator")))
+    })
+    .await;
+    assert!(msg.contains("mysql.default"), "{msg}");
+    let sts: Api<StatefulSet> = ns.api();
+    assert!(
+        sts.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        deployments
+            .get("app")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+
+    // Pointed at the existing services as external: taken over.
+    common::create_secret(
+        &ns.api(),
+        "ext",
+        &[
+            ("h", "db.example.com"),
+            ("d", "wandb"),
+            ("u", "wandb"),
+            ("p", "pw"),
+            ("b", "bucket"),
+        ],
+    )
+    .await;
+    ns.apply_yaml(&format!("{cr}{EXTERNAL}")).await;
+    wait_ready(&wb, CR).await;
+    wait_for("TakeoverComplete=True", TIMEOUT, || async {
+        Ok(condition(&wb, CR, "TakeoverComplete")
+            .await
+            .filter(|(s, _)| s == "True"))
+    })
+    .await;
+    wait_for("the official Deployment to be gone", TIMEOUT, || async {
+        Ok(deployments.get_opt("app").await?.is_none().then_some(()))
+    })
+    .await;
+    watch.abort();
+    let log = log.lock().unwrap().clone();
+    let deleted = log
+        .iter()
+        .position(|(n, _, gone)| n == "app" && *gone)
+        .expect("deleted");
+    let ours = log
+        .iter()
+        .position(|(n, a, _)| n == "w-app" && *a)
+        .expect("ours Available");
+    assert!(ours < deleted, "removed before ours was Available: {log:?}");
+    // The generated session key (same name as ours) kept as it was.
+    let secrets: Api<Secret> = ns.api();
+    let s = secrets.get("w-session-key").await.unwrap();
+    assert_eq!(secret_text(&s, "key").as_deref(), Some(V2_KEY));
+    let finalizers = wb.get(CR).await.unwrap().finalizers().to_vec();
+    assert!(
+        !finalizers
+            .iter()
+            .any(|f| f == "wandb.apps.wandb.com/cleanup"),
+        "{finalizers:?}"
+    );
+
+    running.finish(ns).await;
+}

@@ -251,3 +251,16 @@ fn the_official_operators_managed_services_are_never_started_empty_beside_it() {
         None
     );
 }
+
+#[test]
+fn a_takeover_stays_reported_once_nothing_of_the_predecessor_is_left() {
+    assert_eq!(carried(None), None);
+    let done = carried(Some((
+        true,
+        "predecessor: x; every replaced workload is gone",
+    )))
+    .unwrap();
+    assert!(done.complete && done.message.starts_with("predecessor: x"));
+    let vanished = carried(Some((false, "keeping a until w-a is Available"))).unwrap();
+    assert!(vanished.complete);
+}

@@ -213,6 +213,16 @@ async fn pass(
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let version = cr.spec.wandb.version.clone();
     let status_failed = |e: kube::Error| Failure::from_kube("writing the status", &e);
+    // A takeover stays reported (also by a pass that stops early) until this pass says more.
+    let previous = prev
+        .conditions
+        .iter()
+        .find(|c| c.type_ == wandb_api::ConditionType::TakeoverComplete.as_str())
+        .map(|c| (c.status == "True", c.message.as_str()));
+    facts.takeover = previous.map(|(complete, message)| wandb_engine::takeover::TakeoverFact {
+        complete,
+        message: message.to_string(),
+    });
 
     // Paused: nothing is observed or written, but the status says so (once).
     let annotations = cr.annotations();
@@ -293,31 +303,7 @@ async fn pass(
         .set(cr, pod_inputs::watched(cr, Some(&built)));
 
     // A predecessor's installation (the official operator's) being taken over in place.
-    let predecessor = takeover::observe(&ctx.client, cr)
-        .await
-        .doing(|| "looking for a predecessor's installation".into())?;
-    let managed: Vec<(String, String)> = built
-        .infra
-        .iter()
-        .filter(|p| p.mode == wandb_engine::Mode::Managed)
-        .map(|p| (p.kind.key().to_string(), p.instance.clone()))
-        .collect();
-    if let Some(why) =
-        wandb_engine::takeover::managed_services_refused(&predecessor.predecessors, &managed)
-    {
-        return Err(Failure {
-            kind: FailureKind::User,
-            reason: Reason::TAKEOVER_COLLISION,
-            message: why,
-        });
-    }
-    if predecessor.present()
-        && takeover::drop_finalizers(&ctx.client, cr)
-            .await
-            .doing(|| "removing the predecessor's finalizer".into())?
-    {
-        tracing::info!(name = %cr.name_any(), "predecessor's finalizer removed");
-    }
+    let predecessor = takeover::start(&ctx.client, cr, &built).await?;
 
     // 3. Secrets: generated once (or adopted from a predecessor), license copied, connection
     // Secrets checked.
@@ -420,21 +406,8 @@ async fn pass(
     // 5. Apply, phase by phase; the objects of one phase concurrently. Taking over: a
     // predecessor's same-named workload is orphaned first (applied next pass), and its
     // Ingress keeps routing until ours are Available.
-    let mut orphaned = vec![];
-    let (objects, held) = if predecessor.present() {
-        orphaned = takeover::resolve_collisions(applier, cr, &predecessor, &built.objects).await?;
-        let before = observe::deployments(applier, &built.objects)
-            .await
-            .doing(|| "reading the Deployments".into())?;
-        let ready = !before.is_empty() && before.iter().all(decide::DeploymentFact::ready);
-        let (mut objects, held) =
-            takeover::hold_networking(applier, cr, &predecessor, &built.objects, ready).await?;
-        objects.retain(|o| !orphaned.contains(&o.name));
-        (Some(objects), held)
-    } else {
-        (None, vec![])
-    };
-    let to_apply = objects.as_deref().unwrap_or(&built.objects);
+    let prepared = takeover::before_apply(applier, cr, &predecessor, &built.objects).await?;
+    let to_apply = prepared.objects.as_deref().unwrap_or(&built.objects);
     let applied = phases::apply(applier, to_apply, &gates, &jobs, &owner).await?;
     facts.gateway_api_missing = applied.gateway_api_missing;
 
@@ -475,31 +448,17 @@ async fn pass(
         .await
         .doing(|| "reading the Deployments".into())?;
     // Taking over: the predecessor's Deployments go once ours for the same application are.
-    if predecessor.present() || !adopted.is_empty() {
-        let live: Vec<_> = predecessor
-            .workloads
-            .iter()
-            .filter(|w| !orphaned.contains(&w.name))
-            .cloned()
-            .collect();
-        let plan = wandb_engine::takeover::plan(
-            &cr.name_any(),
-            applier.namespace(),
-            &predecessor.release_secrets,
-            &live,
-            &takeover::our_apps(&manifest, &facts.deployments),
-        );
-        takeover::remove(applier, &plan.remove).await?;
-        facts.takeover = wandb_engine::takeover::fact(&plan, &adopted).map(|mut f| {
-            if !held.is_empty() {
-                f.message.push_str(&format!(
-                    "; {} held until ours are Available",
-                    held.join(", ")
-                ));
-            }
-            f
-        });
-    }
+    facts.takeover = takeover::after_rollout(
+        applier,
+        cr,
+        &predecessor,
+        &prepared,
+        &manifest,
+        &facts.deployments,
+        &adopted,
+        previous,
+    )
+    .await?;
     let next = write_status(cr, ctx, applier, &prev, facts, &now)
         .await
         .map_err(status_failed)?;
