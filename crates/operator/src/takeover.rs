@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use wandb_api::{Reason, WeightsAndBiases};
+use wandb_api::{ConditionType, Reason, WeightsAndBiases, WeightsAndBiasesStatus};
 use wandb_engine::decide::{DeploymentFact, Failure, FailureKind};
 use wandb_engine::takeover::{self, Collision, OurApp, Predecessor, WorkloadMeta};
 use wandb_engine::{DesiredObject, Phase, names};
@@ -270,13 +270,32 @@ fn failed(doing: &str) -> impl FnOnce(kube::Error) -> Failure + '_ {
     move |e| Failure::from_kube(doing, &e)
 }
 
-/// First step of a pass: observes a predecessor; refuses managed services beside the official
-/// v2 operator's data; drops the predecessor's finalizer from the resource.
+/// Whether a pass needs to look for a predecessor: not once the instance has been Ready with no
+/// takeover in progress (a predecessor is met on the first rollout; the namespace is then not
+/// listed again on every pass).
+pub fn worth_observing(prev: &WeightsAndBiasesStatus) -> bool {
+    let status = |t: ConditionType| {
+        prev.conditions
+            .iter()
+            .find(|c| c.type_ == t.as_str())
+            .map(|c| c.status.as_str())
+    };
+    status(ConditionType::Ready) != Some("True")
+        || status(ConditionType::TakeoverComplete) == Some("False")
+}
+
+/// First step of a pass: observes a predecessor (see [`worth_observing`]); refuses managed
+/// services beside the official v2 operator's data; drops the predecessor's finalizer from the
+/// resource.
 pub async fn start(
     client: &kube::Client,
     cr: &WeightsAndBiases,
+    prev: &WeightsAndBiasesStatus,
     built: &wandb_engine::Built,
 ) -> Result<Observed, Failure> {
+    if !worth_observing(prev) {
+        return Ok(Observed::default());
+    }
     let observed = observe(client, cr)
         .await
         .map_err(failed("looking for a predecessor's installation"))?;
@@ -352,7 +371,7 @@ pub async fn after_rollout(
     adopted: &[String],
     previous: Option<(bool, &str)>,
 ) -> Result<Option<takeover::TakeoverFact>, Failure> {
-    if !observed.present() && adopted.is_empty() {
+    if !observed.present() {
         return Ok(takeover::carried(previous));
     }
     let live: Vec<WorkloadMeta> = observed
@@ -378,4 +397,36 @@ pub async fn after_rollout(
         }
         f
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wandb_api::set_condition;
+
+    fn status(conds: &[(ConditionType, bool)]) -> WeightsAndBiasesStatus {
+        let mut s = WeightsAndBiasesStatus::default();
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        );
+        for (t, ok) in conds {
+            set_condition(&mut s.conditions, *t, *ok, "R", "", None, &now);
+        }
+        s
+    }
+
+    #[test]
+    fn the_namespace_is_listed_until_ready_and_while_a_takeover_is_in_progress() {
+        assert!(worth_observing(&status(&[])));
+        assert!(worth_observing(&status(&[(ConditionType::Ready, false)])));
+        assert!(!worth_observing(&status(&[(ConditionType::Ready, true)])));
+        assert!(worth_observing(&status(&[
+            (ConditionType::Ready, true),
+            (ConditionType::TakeoverComplete, false)
+        ])));
+        assert!(!worth_observing(&status(&[
+            (ConditionType::Ready, true),
+            (ConditionType::TakeoverComplete, true)
+        ])));
+    }
 }
