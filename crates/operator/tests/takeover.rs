@@ -215,6 +215,10 @@ async fn a_chart_install_is_taken_over_in_place() {
     })
     .await;
     assert!(msg.contains("w-console-bc"), "left in place, named: {msg}");
+    // Each step is also an event on the resource.
+    for reason in ["TakeoverInProgress", "TakeoverComplete"] {
+        common::wait_for_event(&ns, reason, |e| e.reason.as_deref() == Some(reason)).await;
+    }
     for d in ["w-app-bc", "w-parquet-bc"] {
         wait_for("the replaced Deployment to be gone", TIMEOUT, || async {
             Ok(deployments.get_opt(d).await?.is_none().then_some(()))

@@ -778,6 +778,14 @@ pub fn transitions(
             note,
         });
     }
+    // A takeover starting and completing, each said once.
+    if let Some((_, reason, note)) = changed(ConditionType::TakeoverComplete) {
+        out.push(Transition {
+            warning: false,
+            reason,
+            note,
+        });
+    }
     out
 }
 
