@@ -1,10 +1,15 @@
-//! In-place takeover on the local control plane: objects shaped like an installation of the v1
-//! operator (the operator-wandb chart as Helm release `w`: its release Secret, `-bc`
-//! Deployments, a pre-rename Deployment under one of our names, its Service, its session-key
-//! Secret, a Redis StatefulSet and its volume), then our operator reconciles the same resource:
-//! the session key is kept (the Secret our pods read holds the chart's value), the data volume
-//! and StatefulSet are untouched, the predecessor's finalizer is dropped, the old Deployments
-//! serve until ours are Available and are gone after, and the same-named one is adopted by ours.
+//! In-place takeover on the local control plane, from objects shaped like the official
+//! operator's installations:
+//!
+//! - the v1 operator's (the operator-wandb chart as Helm release `w`: its release Secret, `-bc`
+//!   Deployments, a pre-rename Deployment under one of our names, its Service, its session-key
+//!   Secret, a Redis StatefulSet and its volume): the session key is kept (the Secret our pods
+//!   read holds the chart's value), data untouched, the predecessor's finalizer dropped, the old
+//!   Deployments serving until ours are Available and gone after, the same-named one adopted;
+//! - the same with the v1 resource created as v1 through our conversion webhook, the chart's
+//!   MySQL and Redis reconnected (no StatefulSet of ours, the volumes untouched);
+//! - the official v2 operator's (Deployments controlled by an `Application`, labelled like
+//!   ours): managed services refused, then taken over once they are external.
 
 mod common;
 
@@ -478,6 +483,150 @@ async fn an_official_v2_install_is_taken_over_and_its_managed_services_are_never
         !finalizers
             .iter()
             .any(|f| f == "wandb.apps.wandb.com/cleanup"),
+        "{finalizers:?}"
+    );
+
+    running.finish(ns).await;
+}
+
+/// The v1 path end to end: the chart's in-cluster MySQL and Redis (StatefulSets, volumes, the
+/// MySQL Secret) and the v1 resource itself as Terraform's Helm module creates it, read through
+/// our conversion webhook: our operator reconnects to them, keeps the session key, and replaces
+/// the chart's Deployments.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn a_v1_resource_and_its_chart_install_are_taken_over_through_the_conversion() {
+    let ns = wandb_testkit::namespace("takeover-v1").await;
+    ns.cluster().require_ready_node().await;
+    let client = ns.client();
+    common::install_crd(&client).await;
+    let webhook = common::serve_webhook(
+        &client,
+        ns.name(),
+        "webhook-cert",
+        wandb_operator::webhook::Policy::default(),
+    )
+    .await;
+    let v1: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns.name(), &common::v1_resource());
+    let resource = |dry: bool| {
+        serde_json::from_value::<kube::api::DynamicObject>(serde_json::json!({
+            "apiVersion": "apps.wandb.com/v1", "kind": "WeightsAndBiases",
+            "metadata": {"name": if dry { "probe" } else { CR },
+                         "finalizers": ["finalizer.app.wandb.com"]},
+            "spec": {"values": {
+                "global": {"host": "http://w.local", "size": "dev",
+                           "bucket": {"provider": "s3", "name": "minio:9000/bucket"}},
+                "app": {"image": {"tag": "0.84.0"}},
+                "mysql": {"install": true},
+            }},
+        }))
+        .unwrap()
+    };
+    // The API server picks up the CRD's conversion a moment after it changed.
+    wait_for("the webhook to be called", TIMEOUT, || async {
+        let dry = kube::api::PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let _ = v1.create(&dry, &resource(true)).await;
+        Ok((webhook.reviews.load(std::sync::atomic::Ordering::Relaxed) > 0).then_some(()))
+    })
+    .await;
+
+    for o in chart_objects() {
+        ns.apply_yaml(&o).await;
+    }
+    let l = chart_labels("mysql");
+    ns.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {CR}-mysql\n  labels: {l}\n\
+         stringData: {{MYSQL_PASSWORD: chart-mysql-pw, MYSQL_ROOT_PASSWORD: chart-root-pw}}\n---\n\
+         apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: {CR}-mysql\n  labels: {l}\nspec:\n  \
+         serviceName: {CR}-mysql\n  replicas: 1\n  selector:\n    matchLabels: {{app.kubernetes.io/name: mysql, \
+         app.kubernetes.io/instance: {CR}}}\n  template:\n    metadata:\n      labels: {l}\n    spec:\n      \
+         containers: [{{name: mysql, image: mysql:8.0}}]\n---\n\
+         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data-{CR}-mysql-0\n  labels: {l}\nspec:\n  \
+         accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 20Gi}}}}\n"
+    ))
+    .await;
+    let pvcs: Api<PersistentVolumeClaim> = ns.api();
+    let before: Vec<_> = pvcs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| (p.name_any(), p.uid()))
+        .collect();
+    assert_eq!(before.len(), 2);
+
+    let mut ctx = wandb_operator::controller::Context::new(client.clone());
+    ctx.anonymous =
+        Some(wandb_operator::controller::Context::anonymous_client(ns.cluster().config()).unwrap());
+    ctx.default_manifest = Some("builtin://".into());
+    let running = common::start_with(&ns, vec![ns.name().to_string()], ctx).await;
+    v1.create(&Default::default(), &resource(false))
+        .await
+        .expect("the API server accepts the v1 resource");
+    let wb: Api<WeightsAndBiases> = ns.api();
+    wait_ready(&wb, CR).await;
+    wait_for("TakeoverComplete=True", TIMEOUT, || async {
+        Ok(condition(&wb, CR, "TakeoverComplete")
+            .await
+            .filter(|(s, _)| s == "True"))
+    })
+    .await;
+    // The same database: the chart's MySQL Service and Secret, never a new one of ours.
+    let cr = wb.get(CR).await.unwrap();
+    let mysql = serde_json::to_value(&cr.spec).unwrap()["mysql"]["default"].clone();
+    assert!(mysql.get("externalMysql").is_some(), "{mysql}");
+    let sts: Api<StatefulSet> = ns.api();
+    let names: Vec<String> = sts
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    assert_eq!(
+        names,
+        ["w-mysql", "w-redis-master"],
+        "no StatefulSet of ours"
+    );
+    for s in ["w-mysql", "w-redis-master"] {
+        let s = sts.get(s).await.unwrap();
+        assert!(s.metadata.deletion_timestamp.is_none());
+        assert_eq!(
+            s.labels()
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
+            Some("Helm")
+        );
+    }
+    let after: Vec<_> = pvcs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| (p.name_any(), p.uid()))
+        .collect();
+    assert_eq!(before, after, "the volumes are untouched");
+    // The same session key; the chart's Deployments replaced.
+    let secrets: Api<Secret> = ns.api();
+    let ours = secrets.get("w-session-key").await.unwrap();
+    assert_eq!(secret_text(&ours, "key").as_deref(), Some(SESSION_KEY));
+    let deployments: Api<Deployment> = ns.api();
+    for d in ["w-app-bc", "w-parquet-bc"] {
+        wait_for("the replaced Deployment to be gone", TIMEOUT, || async {
+            Ok(deployments.get_opt(d).await?.is_none().then_some(()))
+        })
+        .await;
+    }
+    let finalizers = wb.get(CR).await.unwrap().finalizers().to_vec();
+    assert!(
+        !finalizers.iter().any(|f| f == "finalizer.app.wandb.com"),
         "{finalizers:?}"
     );
 
