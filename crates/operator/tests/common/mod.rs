@@ -5,6 +5,7 @@
 pub mod day2;
 pub mod keys;
 pub mod oci;
+pub mod predecessor;
 
 use std::sync::Arc;
 use std::time::Duration;
