@@ -29,6 +29,10 @@ pub enum ConditionType {
     /// every value was carried over, False naming the v1 value paths that were not (reported,
     /// not gating Ready; absent for resources created as v2).
     V1ValuesMapped,
+    /// An installation of the official operator (v1 Helm chart or v2) is being taken over in
+    /// place: True once every workload ours replace is gone (reported, not gating Ready;
+    /// absent when there is no predecessor).
+    TakeoverComplete,
 }
 
 impl ConditionType {
@@ -44,6 +48,7 @@ impl ConditionType {
             ConditionType::InternalServiceAuth => "InternalServiceAuth",
             ConditionType::Paused => "Paused",
             ConditionType::V1ValuesMapped => "V1ValuesMapped",
+            ConditionType::TakeoverComplete => "TakeoverComplete",
         }
     }
 }
@@ -71,6 +76,12 @@ impl Reason {
     /// Some v1 values were not carried over (the message names their paths).
     pub const CONVERSION_INCOMPLETE: &'static str = "ConversionIncomplete";
     pub const AS_EXPECTED: &'static str = "AsExpected";
+    /// The predecessor's workloads that ours replace wait for ours to be Available.
+    pub const TAKEOVER_IN_PROGRESS: &'static str = "TakeoverInProgress";
+    /// Every predecessor workload ours replace is gone.
+    pub const TAKEOVER_COMPLETE: &'static str = "TakeoverComplete";
+    /// A predecessor's workload has the name of one of ours and cannot be replaced in place.
+    pub const TAKEOVER_COLLISION: &'static str = "TakeoverCollision";
     /// The API server refused a write and will refuse it again (invalid, too large, immutable).
     pub const WRITE_REFUSED: &'static str = "WriteRefused";
     /// The API server forbade a request (the operator's RBAC, or a ResourceQuota); retried.

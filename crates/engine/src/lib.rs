@@ -18,6 +18,7 @@ pub mod needs;
 mod object_checks;
 pub mod references;
 pub mod render;
+pub mod takeover;
 
 pub use backends::{Backend, InfraPlan, Observed, Readiness};
 pub use build::security;

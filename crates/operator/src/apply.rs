@@ -386,7 +386,14 @@ impl Applier {
                     .as_ref()
                     .and_then(|a| a.get(names::RETAIN_ANNOTATION))
                     .is_some_and(|v| v == "true");
+                // The official v2 operator labels its objects as we do: what one of its
+                // Applications controls is never ours to prune (a takeover removes it).
+                let officials = item.owner_references.iter().flatten().any(|o| {
+                    o.controller == Some(true)
+                        && wandb_engine::takeover::is_official_application(&o.api_version, &o.kind)
+                });
                 if retained
+                    || officials
                     || item.deletion_timestamp.is_some()
                     || keep.contains(&((*kind).to_string(), name.clone()))
                 {

@@ -21,6 +21,7 @@ pub mod pod_inputs;
 pub mod preflight;
 pub mod secret_versions;
 pub mod secrets;
+pub mod takeover;
 pub mod telemetry;
 pub mod user_secrets;
 pub mod webhook;

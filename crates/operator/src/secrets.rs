@@ -12,7 +12,7 @@ use rand::Rng as _;
 use wandb_api::WeightsAndBiases;
 use wandb_engine::crview::EMAIL_SINK_KEY;
 use wandb_engine::inputs_hash::SecretDigests;
-use wandb_engine::{SecretSource, SecretSpec, names};
+use wandb_engine::{SecretSource, SecretSpec, names, takeover};
 
 use crate::apply::Applier;
 use crate::email_sink;
@@ -32,6 +32,8 @@ pub struct SecretFacts {
     pub problems: Vec<wandb_engine::decide::MissingSecret>,
     /// Digests of the data of the Secrets written from the spec (license copy, email sink).
     pub digests: SecretDigests,
+    /// Generated Secrets whose value was adopted from a predecessor's installation (names).
+    pub adopted: Vec<String>,
 }
 
 /// A random alphanumeric string of `length` characters.
@@ -81,14 +83,37 @@ fn meta(cr: &WeightsAndBiases, spec: &SecretSpec, owner: Option<&OwnerReference>
     }
 }
 
+/// The value a predecessor's installation kept for generated secret `manifest_name`, with the
+/// `<secret>/<key>` it came from (see [`wandb_engine::takeover::credential_seeds`]).
+async fn seed(
+    reader: &mut SecretReader,
+    cr: &str,
+    manifest_name: &str,
+) -> Result<Option<(String, String)>, kube::Error> {
+    for (secret, key) in takeover::credential_seeds(cr, manifest_name) {
+        if let Some(value) = reader
+            .read(&secret)
+            .await?
+            .and_then(|v| v.get(&key).cloned())
+            .filter(|v| !v.is_empty())
+        {
+            return Ok(Some((value, format!("{secret}/{key}"))));
+        }
+    }
+    Ok(None)
+}
+
 /// Fills or checks every declared Secret. `owner` is the controller reference to the CR;
 /// Retained data (generated credentials) is owned only when its retention policy is `purge`.
+/// `adopt`: a predecessor's installation is being taken over, so a generated Secret that does
+/// not exist yet takes the predecessor's value where it kept one (never replacing ours).
 pub async fn ensure(
     applier: &Applier,
     cr: &WeightsAndBiases,
     specs: &[SecretSpec],
     owner: &OwnerReference,
     reader: &mut SecretReader,
+    adopt: bool,
 ) -> Result<SecretFacts, kube::Error> {
     let mut facts = SecretFacts::default();
     for spec in specs {
@@ -105,15 +130,41 @@ pub async fn ensure(
                 facts
                     .generated
                     .push((manifest_name.clone(), spec.name.clone(), key));
-                if applier.live("v1", "Secret", &spec.name).await?.is_some() {
+                if let Some(live) = applier.live("v1", "Secret", &spec.name).await? {
+                    if live
+                        .pointer("/metadata/annotations")
+                        .and_then(|a| a.get(takeover::ADOPTED_FROM_ANNOTATION))
+                        .is_some()
+                    {
+                        facts.adopted.push(spec.name.clone());
+                    }
                     continue; // never overwritten (and no value generated for nothing)
                 }
+                let cr_name = cr.metadata.name.as_deref().unwrap_or_default();
+                let seeded = if adopt {
+                    seed(reader, cr_name, manifest_name).await?
+                } else {
+                    None
+                };
+                let mut metadata = meta(cr, spec, owner_for);
+                if let Some((_, from)) = &seeded {
+                    metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(takeover::ADOPTED_FROM_ANNOTATION.into(), from.clone());
+                }
                 let secret = Secret {
-                    metadata: meta(cr, spec, owner_for),
+                    metadata,
                     data: Some(
                         spec.keys
                             .iter()
-                            .map(|k| (k.clone(), ByteString(random_value(*length).into_bytes())))
+                            .map(|k| {
+                                let value = match &seeded {
+                                    Some((v, _)) => v.clone(),
+                                    None => random_value(*length),
+                                };
+                                (k.clone(), ByteString(value.into_bytes()))
+                            })
                             .collect(),
                     ),
                     type_: Some("Opaque".into()),
@@ -124,7 +175,13 @@ pub async fn ensure(
                 object["kind"] = "Secret".into();
                 if applier.create_once(&object).await? {
                     facts.created.push(spec.name.clone());
-                    tracing::info!(secret = %spec.name, "generated secret created");
+                    match &seeded {
+                        Some((_, from)) => {
+                            facts.adopted.push(spec.name.clone());
+                            tracing::info!(secret = %spec.name, %from, "generated secret adopted from the predecessor");
+                        }
+                        None => tracing::info!(secret = %spec.name, "generated secret created"),
+                    }
                 }
             }
             SecretSource::FromSpec { field } if field == "spec.wandb.license" => {

@@ -14,48 +14,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, ListParams, PostParams};
+use kube::api::{DynamicObject, ListParams, PostParams};
 use serde_json::json;
 use wandb_api::{SecretKeySelector, WeightsAndBiases};
 use wandb_operator::controller::Context;
-use wandb_operator::webhook::{self, Endpoint, Options, Policy};
+use wandb_operator::webhook::{self, Policy};
 use wandb_testkit::wait_for;
 
-use common::{TIMEOUT, fixtures, start_with, wait_ready};
-
-fn v1_resource() -> ApiResource {
-    ApiResource {
-        group: "apps.wandb.com".into(),
-        version: "v1".into(),
-        api_version: "apps.wandb.com/v1".into(),
-        kind: "WeightsAndBiases".into(),
-        plural: "weightsandbiases".into(),
-    }
-}
-
-/// Serves the conversion webhook on a fresh 127.0.0.1 port and points the CRD at it.
-async fn serve_webhook(
-    client: &kube::Client,
-    namespace: &str,
-    secret_name: &str,
-    policy: Policy,
-) -> webhook::Webhook {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    webhook::start(
-        client.clone(),
-        listener,
-        Options {
-            endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}/convert")),
-            secret_namespace: namespace.to_string(),
-            secret_name: secret_name.into(),
-            policy,
-            check_every: Duration::from_millis(300),
-        },
-    )
-    .await
-    .expect("the webhook starts")
-}
+use common::{TIMEOUT, fixtures, serve_webhook, start_with, v1_resource, wait_ready};
 
 fn secret_text(s: &Secret, key: &str) -> Option<String> {
     s.data

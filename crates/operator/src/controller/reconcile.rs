@@ -25,7 +25,7 @@ use super::{Context, Error, cleanup, phases};
 use crate::apply::{Applier, FIELD_MANAGER};
 use crate::connections;
 use crate::user_secrets::SecretReader;
-use crate::{email_sink, manifests, observe, pod_checks, pod_inputs, secrets};
+use crate::{email_sink, manifests, observe, pod_checks, pod_inputs, secrets, takeover};
 
 /// The finalizer that runs the retention policy on delete.
 pub const FINALIZER: &str = "apps.wandb.com/cleanup";
@@ -98,6 +98,7 @@ async fn apply(cr: Arc<WeightsAndBiases>, ctx: Arc<Context>) -> Result<Action, E
         creation_failures: vec![],
         paused: false,
         v1_conversion: crate::convert::report::of(&cr),
+        takeover: None,
     };
     let result = match pass(&cr, &ctx, &applier, &mut facts).await {
         Ok(action) => Ok(action),
@@ -213,6 +214,16 @@ async fn pass(
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let version = cr.spec.wandb.version.clone();
     let status_failed = |e: kube::Error| Failure::from_kube("writing the status", &e);
+    // A takeover stays reported (also by a pass that stops early) until this pass says more.
+    let previous = prev
+        .conditions
+        .iter()
+        .find(|c| c.type_ == wandb_api::ConditionType::TakeoverComplete.as_str())
+        .map(|c| (c.status == "True", c.message.as_str()));
+    facts.takeover = previous.map(|(complete, message)| wandb_engine::takeover::TakeoverFact {
+        complete,
+        message: message.to_string(),
+    });
 
     // Paused: nothing is observed or written, but the status says so (once).
     let annotations = cr.annotations();
@@ -292,7 +303,11 @@ async fn pass(
     ctx.secret_index
         .set(cr, pod_inputs::watched(cr, Some(&built)));
 
-    // 3. Secrets: generated once, license copied, connection Secrets checked.
+    // A predecessor's installation (the official operator's) being taken over in place.
+    let predecessor = takeover::start(&ctx.client, cr, &prev, &built).await?;
+
+    // 3. Secrets: generated once (or adopted from a predecessor), license copied, connection
+    // Secrets checked.
     let owner = cr
         .controller_owner_ref(&())
         .ok_or_else(|| Failure::internal("WeightsAndBiases without a uid"))?;
@@ -301,9 +316,16 @@ async fn pass(
         applier.namespace(),
         ctx.secret_versions.clone(),
     );
-    let mut sf = secrets::ensure(applier, cr, &built.secrets, &owner, &mut reader)
-        .await
-        .doing(|| "writing the instance's Secrets".into())?;
+    let mut sf = secrets::ensure(
+        applier,
+        cr,
+        &built.secrets,
+        &owner,
+        &mut reader,
+        predecessor.present(),
+    )
+    .await
+    .doing(|| "writing the instance's Secrets".into())?;
     // Connection Secrets are composed from generated credentials or the user's Secrets; a
     // missing input is named and that service's Secret is not written.
     let mut published = connections::publish(
@@ -360,6 +382,7 @@ async fn pass(
     missing.extend(published.problems);
     facts.missing_secrets = missing;
     facts.generated_secrets = sf.generated;
+    let adopted = std::mem::take(&mut sf.adopted);
 
     // 4. Gates from observed facts.
     let jobs = observe::migrations(applier, &built.objects)
@@ -381,8 +404,12 @@ async fn pass(
         backups,
     };
 
-    // 5. Apply, phase by phase; the objects of one phase concurrently.
-    let applied = phases::apply(applier, &built.objects, &gates, &jobs, &owner).await?;
+    // 5. Apply, phase by phase; the objects of one phase concurrently. Taking over: a
+    // predecessor's same-named workload is orphaned first (applied next pass), and its
+    // Ingress keeps routing until ours are Available.
+    let prepared = takeover::before_apply(applier, cr, &predecessor, &built.objects).await?;
+    let to_apply = prepared.objects.as_deref().unwrap_or(&built.objects);
+    let applied = phases::apply(applier, to_apply, &gates, &jobs, &owner).await?;
     facts.gateway_api_missing = applied.gateway_api_missing;
 
     // 6. Prune what this instance owns but no longer renders.
@@ -421,6 +448,18 @@ async fn pass(
     facts.deployments = observe::deployments(applier, &built.objects)
         .await
         .doing(|| "reading the Deployments".into())?;
+    // Taking over: the predecessor's Deployments go once ours for the same application are.
+    facts.takeover = takeover::after_rollout(
+        applier,
+        cr,
+        &predecessor,
+        &prepared,
+        &manifest,
+        &facts.deployments,
+        &adopted,
+        previous,
+    )
+    .await?;
     let next = write_status(cr, ctx, applier, &prev, facts, &now)
         .await
         .map_err(status_failed)?;

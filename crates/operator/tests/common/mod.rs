@@ -5,6 +5,7 @@
 pub mod day2;
 pub mod keys;
 pub mod oci;
+pub mod predecessor;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -295,4 +296,41 @@ pub async fn deployment_images(
             (d.metadata.name.unwrap_or_default(), images)
         })
         .collect()
+}
+
+/// Serves the conversion webhook on a fresh 127.0.0.1 port and points the CRD at it.
+pub async fn serve_webhook(
+    client: &kube::Client,
+    namespace: &str,
+    secret_name: &str,
+    policy: wandb_operator::webhook::Policy,
+) -> wandb_operator::webhook::Webhook {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    wandb_operator::webhook::start(
+        client.clone(),
+        listener,
+        wandb_operator::webhook::Options {
+            endpoint: wandb_operator::webhook::Endpoint::Url(format!(
+                "https://127.0.0.1:{port}/convert"
+            )),
+            secret_namespace: namespace.to_string(),
+            secret_name: secret_name.into(),
+            policy,
+            check_every: Duration::from_millis(300),
+        },
+    )
+    .await
+    .expect("the webhook starts")
+}
+
+/// `apps.wandb.com/v1` WeightsAndBiases, for dynamic requests as v1.
+pub fn v1_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource {
+        group: "apps.wandb.com".into(),
+        version: "v1".into(),
+        api_version: "apps.wandb.com/v1".into(),
+        kind: "WeightsAndBiases".into(),
+        plural: "weightsandbiases".into(),
+    }
 }

@@ -157,6 +157,8 @@ pub struct Facts {
     pub paused: bool,
     /// How a resource created as v1 was converted; `None` for one created as v2.
     pub v1_conversion: Option<super::ConversionReport>,
+    /// The takeover of an official operator's installation; `None` when there is none.
+    pub takeover: Option<crate::takeover::TakeoverFact>,
 }
 
 impl Facts {
@@ -453,6 +455,23 @@ pub fn compute(prev: &WeightsAndBiasesStatus, f: &Facts, now: &Time) -> WeightsA
             now,
         ),
         None => c.retain(|x| x.type_ != ConditionType::V1ValuesMapped.as_str()),
+    }
+    // Takeover of a predecessor's installation: reported, not gating (ours serve already).
+    match &f.takeover {
+        Some(t) => set_condition(
+            c,
+            ConditionType::TakeoverComplete,
+            t.complete,
+            if t.complete {
+                Reason::TAKEOVER_COMPLETE
+            } else {
+                Reason::TAKEOVER_IN_PROGRESS
+            },
+            &t.message,
+            g,
+            now,
+        ),
+        None => c.retain(|x| x.type_ != ConditionType::TakeoverComplete.as_str()),
     }
 
     // Applications.
@@ -756,6 +775,14 @@ pub fn transitions(
         out.push(Transition {
             warning: false,
             reason: "Ready".into(),
+            note,
+        });
+    }
+    // A takeover starting and completing, each said once.
+    if let Some((_, reason, note)) = changed(ConditionType::TakeoverComplete) {
+        out.push(Transition {
+            warning: false,
+            reason,
             note,
         });
     }

@@ -48,6 +48,7 @@ fn facts() -> Facts {
         paused: false,
         internal_auth: None,
         v1_conversion: None,
+        takeover: None,
     }
 }
 
@@ -573,5 +574,38 @@ fn a_failed_backup_stalls_the_upgrade_and_a_taken_one_is_recorded() {
     assert!(
         r.message
             .contains("apps.wandb.com/backup-taken=\"0.85.0:<snapshot id>\"")
+    );
+}
+
+#[test]
+fn a_takeover_is_announced_when_it_starts_and_when_it_completes() {
+    let now = now(0);
+    let mut f = facts();
+    f.takeover = Some(crate::takeover::TakeoverFact {
+        complete: false,
+        message: "keeping w-app-bc until w-app is Available".into(),
+    });
+    let started = compute(&Default::default(), &f, &now);
+    let t = transitions(&Default::default(), &started);
+    assert!(
+        t.iter()
+            .any(|t| t.reason == "TakeoverInProgress" && !t.warning)
+    );
+    // Unchanged: said once.
+    let again = compute(&started, &f, &now);
+    assert!(
+        !transitions(&started, &again)
+            .iter()
+            .any(|t| t.reason.starts_with("Takeover"))
+    );
+    f.takeover = Some(crate::takeover::TakeoverFact {
+        complete: true,
+        message: "every replaced workload is gone".into(),
+    });
+    let done = compute(&again, &f, &now);
+    assert!(
+        transitions(&again, &done)
+            .iter()
+            .any(|t| t.reason == "TakeoverComplete")
     );
 }
