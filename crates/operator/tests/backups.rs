@@ -216,11 +216,47 @@ async fn an_upgrade_backs_up_managed_mysql_first_and_restore_rolls_back() {
     assert_eq!(mysql_record.job.as_deref(), Some(mysql_job.as_str()));
     assert!(mysql_record.time.is_some());
     assert!(jobs.get_opt(&mysql_job).await.unwrap().is_some(), "kept");
+    // `status` shows it, with the ID `restore` takes.
+    let id = location.rsplit('/').next().unwrap().to_string();
+    let (_, out, err) = common::day2::cli(&ns, &["status", name, "-o", "json"]).await;
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let shown = report["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["service"] == "mysql-default")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(
+        (
+            &shown["id"],
+            &shown["location"],
+            &shown["fromVersion"],
+            &shown["toVersion"]
+        ),
+        (
+            &json!(id),
+            &json!(location),
+            &json!("0.79.0"),
+            &json!("0.84.0")
+        )
+    );
+    assert_eq!(shown["time"], json!(mysql_record.time));
+    let (_, text, _) = common::day2::cli(&ns, &["status", name]).await;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} in {text}"));
+    assert!(
+        line.contains("mysql-default")
+            && line.contains("0.79.0 -> 0.84.0")
+            && line.contains(&location),
+        "{line}"
+    );
     common::settle(&running, &ns, name).await;
 
     // Restore: the CLI pauses, restores the chosen dump with a Job, then sets 0.79.0 (with the
     // acknowledgement) and resumes; 0.79.0 rolls out again.
-    let id = location.rsplit('/').next().unwrap().to_string();
     let (code, out, err) = common::day2::cli(&ns, &["restore", name, "--backup", &id]).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let steps: Vec<&str> = [

@@ -380,8 +380,24 @@ async fn pass(
         backups,
     };
 
+    // One backup Job at a time: they share the ReadWriteOnce backups PVC. The held back ones
+    // do not exist yet, so leaving them out of this pass's writes prunes nothing.
+    let held = decide::backups::held_back(&backup_jobs);
+    let to_apply: Vec<wandb_engine::DesiredObject>;
+    let objects = if held.is_empty() {
+        &built.objects
+    } else {
+        to_apply = built
+            .objects
+            .iter()
+            .filter(|o| !(o.phase == Phase::Backups && o.kind == "Job" && held.contains(&o.name)))
+            .cloned()
+            .collect();
+        &to_apply
+    };
+
     // 5. Apply, phase by phase; the objects of one phase concurrently.
-    let applied = phases::apply(applier, &built.objects, &gates, &jobs, &owner).await?;
+    let applied = phases::apply(applier, objects, &gates, &jobs, &owner).await?;
     facts.gateway_api_missing = applied.gateway_api_missing;
 
     // 6. Prune what this instance owns but no longer renders.
