@@ -1,7 +1,8 @@
 //! The dump and restore scripts the backup and restore Jobs run, executed for real with `bash`
-//! (what the Jobs run them with) and stand-in `mysqldump`, `mysql` and `clickhouse-client`
-//! executables on PATH that record their arguments and produce output. The backups PVC
-//! (`/backups`) and `/tmp` are redirected into a scratch directory.
+//! (what the Jobs run them with) and stand-in `mysqldump`, `mysql`, `clickhouse-client` and
+//! `aws` executables on PATH that record their arguments and produce output (`aws s3` keeps its
+//! bucket in a directory). The backups mount (`/backups`) and `/tmp` are redirected into a
+//! scratch directory.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -10,6 +11,7 @@ use std::process::{Command, Output};
 
 use wandb_engine::ServiceKind;
 use wandb_engine::backends::managed::backup::{self, MOUNT};
+use wandb_engine::backends::managed::backup_store;
 
 /// A scratch directory with `backups/`, `tmp/`, `bin/` (the stubs) and `calls` (their log).
 struct Sandbox {
@@ -21,7 +23,7 @@ impl Sandbox {
         let root =
             std::env::temp_dir().join(format!("wandb-scripts-{}-{test}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
-        for d in ["backups", "tmp", "bin"] {
+        for d in ["backups", "tmp", "bin", "s3"] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         let sb = Sandbox { root };
@@ -51,6 +53,30 @@ case "$q" in
   *) cat >> "$LOADED" ;;
 esac"#,
         );
+        sb.stub(
+            "aws",
+            r#"echo "aws $*" >> "$CALLS"
+[ "$1" = --endpoint-url ] && [ "$2" = "$S3_ENDPOINT" ] || { echo "wrong endpoint" >&2; exit 3; }
+[ -n "$AWS_ACCESS_KEY_ID" ] && [ -n "$AWS_SECRET_ACCESS_KEY" ] || { echo "no credentials" >&2; exit 3; }
+shift 2
+[ "$1" = s3 ] || exit 3
+op=$2; shift 2
+args=(); for a in "$@"; do [ "$a" = --only-show-errors ] || args+=("$a"); done
+p() { echo "$S3ROOT/${1#s3://}"; }
+case $op in
+  cp)
+    if [[ ${args[0]} == s3://* ]]; then
+      s=$(p "${args[0]}"); [ -f "$s" ] || { echo "fatal error: 404 $s" >&2; exit 1; }; cp "$s" "${args[1]}"
+    else
+      if [ -n "${S3FAIL:-}" ]; then echo "upload failed: 403" >&2; exit 1; fi
+      d=$(p "${args[1]}"); mkdir -p "$(dirname "$d")"; cp "${args[0]}" "$d"
+    fi ;;
+  ls) d=$(p "${args[0]}"); [ -d "$d" ] || exit 1
+    for f in "$d"*; do [ -f "$f" ] && echo "$(date -r "$f" '+%Y-%m-%d %H:%M:%S') $(stat -c %s "$f") $(basename "$f")"; done; true ;;
+  rm) rm "$(p "${args[0]}")" ;;
+  *) exit 3 ;;
+esac"#,
+        );
         sb
     }
 
@@ -65,9 +91,11 @@ esac"#,
         // `/tmp` first: the sandbox itself may live under it.
         script
             .replace("/tmp/", &format!("{}/", self.path("tmp").display()))
+            // Only where a script sets its local path (`dir=`, `file=`, `src=`): the object
+            // keys hold `backups/` too.
             .replace(
-                &format!("{MOUNT}/"),
-                &format!("{}/", self.path("backups").display()),
+                &format!("={MOUNT}/"),
+                &format!("={}/", self.path("backups").display()),
             )
     }
 
@@ -87,6 +115,11 @@ esac"#,
             .env("PATH", path)
             .env("CALLS", self.path("calls"))
             .env("LOADED", self.path("loaded"))
+            .env("S3ROOT", self.path("s3"))
+            .env("S3_ENDPOINT", "http://w-objectstore:8333")
+            .env("BUCKET", "wandb")
+            .env("AWS_ACCESS_KEY_ID", "ak")
+            .env("AWS_SECRET_ACCESS_KEY", "sk")
             .env("MYSQL_ROOT_PASSWORD", "s3cretRoot")
             .env("CLICKHOUSE_PASSWORD", "s3cretCh");
         for (k, v) in env {
@@ -308,4 +341,75 @@ fn the_clickhouse_dump_and_restore_round_trip() {
     );
     assert!(!out.status.success(), "{out:?}");
     assert!(!dir.join("0.84.0-0.85.0-x.tar.gz").exists());
+}
+
+#[test]
+fn the_object_store_upload_keeps_the_last_n_and_the_restore_downloads_and_checks() {
+    let sb = Sandbox::new("s3");
+    let bucket_dir = sb.path("s3/wandb/backups/w/mysql-default");
+    fs::create_dir_all(&bucket_dir).unwrap();
+    for (i, day) in ["2026-01-01", "2026-02-01", "2026-03-01"]
+        .iter()
+        .enumerate()
+    {
+        let f = format!("0.7{i}.0-0.79.0-x.sql.gz");
+        for name in [f.clone(), format!("{f}.sha256")] {
+            fs::write(bucket_dir.join(&name), "old").unwrap();
+            let touched = Command::new("touch")
+                .args(["-d", day])
+                .arg(bucket_dir.join(&name))
+                .status()
+                .unwrap();
+            assert!(touched.success());
+        }
+    }
+    let dump = backup::dump_script(ServiceKind::Mysql, "w-mysql", "w/mysql-default", 2);
+    let upload = backup_store::upload_script(MOUNT, "w/mysql-default", 2);
+    assert!(sb.run(&dump, &[("BACKUP_FILE", FILE)]).status.success());
+    let out = sb.run(&upload, &[("BACKUP_FILE", FILE)]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        files(&bucket_dir),
+        [
+            "0.72.0-0.79.0-x.sql.gz",
+            "0.72.0-0.79.0-x.sql.gz.sha256",
+            FILE,
+            &format!("{FILE}.sha256"),
+        ]
+    );
+    // The dump before its checksum: a dump without one is incomplete and never restored.
+    let calls = sb.calls();
+    let at = |s: &str| calls.find(s).unwrap_or_else(|| panic!("{s} in {calls}"));
+    assert!(
+        at(&format!("s3://wandb/backups/w/mysql-default/{FILE}\n"))
+            < at(&format!("s3://wandb/backups/w/mysql-default/{FILE}.sha256"))
+    );
+    assert!(!calls.contains("sk"), "no secret in argv: {calls}");
+
+    // A failing upload fails the Job.
+    let failed = sb.run(&upload, &[("BACKUP_FILE", FILE), ("S3FAIL", "1")]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("403"));
+
+    // Restore in a fresh pod: download, then the checked load.
+    fs::remove_dir_all(sb.path("backups")).unwrap();
+    fs::create_dir_all(sb.path("backups")).unwrap();
+    let rel = format!("w/mysql-default/{FILE}");
+    let download = backup_store::download_script(MOUNT, &rel);
+    let restore = backup::restore_script(ServiceKind::Mysql, "w-mysql", &rel);
+    let out = sb.run(&download, &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(sb.run(&restore, &[]).status.success());
+    assert_eq!(
+        fs::read_to_string(sb.path("loaded")).unwrap(),
+        "CREATE DATABASE wandb_local; -- dump\n"
+    );
+    // Without its checksum in the bucket the download fails: nothing is loaded.
+    fs::remove_file(bucket_dir.join(format!("{FILE}.sha256"))).unwrap();
+    fs::remove_file(sb.path("loaded")).unwrap();
+    fs::remove_dir_all(sb.path("backups")).unwrap();
+    fs::create_dir_all(sb.path("backups")).unwrap();
+    assert!(!sb.run(&download, &[]).status.success());
+    assert!(!sb.run(&restore, &[]).status.success());
+    assert!(!sb.path("loaded").exists());
 }
