@@ -1,5 +1,6 @@
-//! Where an upgrade's dumps go, on the local control plane: the dump Jobs of one upgrade share
-//! the backups volume (`ReadWriteOnce`), so they run one after the other.
+//! Where an upgrade's dumps go, on the local control plane. Without a managed object store the
+//! dump Jobs of one upgrade share the backups PVC (`ReadWriteOnce`), so they run one after the
+//! other. (With one, each pod dumps into its own `emptyDir` and uploads: `backups.rs`.)
 
 mod common;
 
@@ -25,8 +26,25 @@ async fn mysql_and_clickhouse_dumps_run_one_after_the_other() {
     let running = start(&ns).await;
     let wb: Api<WeightsAndBiases> = ns.api();
     let name = "w";
+    // An external object store nothing listens at (its preflight failure is reported, not
+    // gating): the dumps stay in the cluster, in the PVC.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = ns.api();
+    common::create_secret(
+        &secrets,
+        "ext",
+        &[
+            ("host", "127.0.0.1"),
+            ("port", "1"),
+            ("bucket", "b"),
+            ("access", "ak"),
+            ("secret", "sk"),
+        ],
+    )
+    .await;
     let yaml = format!(
-        "{}  clickhouse: {{default: {{managedClickhouse: {{}}}}}}\n",
+        "{}  clickhouse: {{default: {{managedClickhouse: {{}}}}}}\n  objectStore: {{default: {{externalObjectStore: \
+         {{endpoint: {{name: ext, key: host}}, port: {{name: ext, key: port}}, bucket: {{name: ext, key: bucket}}, \
+         accessKey: {{name: ext, key: access}}, secretKey: {{name: ext, key: secret}}}}}}}}\n",
         cr_yaml(name, &fixtures(), "0.79.0")
     );
     ns.apply_yaml(&yaml).await;
@@ -95,6 +113,24 @@ async fn mysql_and_clickhouse_dumps_run_one_after_the_other() {
         .unwrap_or_else(|| panic!("{first} completed: {order:?}"));
     let started = order.iter().position(|e| e == second).unwrap();
     assert!(done < started, "{order:?}");
+    // Both dumped into the one PVC.
+    let jobs: Api<Job> = ns.api();
+    for e in &created {
+        let job = jobs.get(&e[1..]).await.unwrap();
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let claim = pod.volumes.unwrap()[0].persistent_volume_claim.clone();
+        assert_eq!(claim.map(|c| c.claim_name).as_deref(), Some("w-backups"));
+    }
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = ns.api();
+    let pvc = pvcs.get("w-backups").await.unwrap();
+    assert_eq!(
+        pvc.annotations()[wandb_engine::names::RETAIN_ANNOTATION],
+        "true"
+    );
+    assert!(
+        pvc.owner_references().is_empty(),
+        "the backups outlive the instance unless their policy is purge"
+    );
     // Both recorded.
     let st = wb.get(name).await.unwrap().status.unwrap();
     let services: Vec<String> = st
