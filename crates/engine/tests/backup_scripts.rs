@@ -214,7 +214,10 @@ fn the_mysql_dump_writes_a_named_file_with_its_checksum_and_keeps_the_last_n() {
         "no password in argv: {calls}"
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("backup written: ")),
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "backup written: {}/w/mysql-default/{FILE}",
+            sb.path("backups").display()
+        )),
         "{out:?}"
     );
 }
