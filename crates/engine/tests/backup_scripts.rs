@@ -58,6 +58,7 @@ esac"#,
             r#"echo "aws $*" >> "$CALLS"
 [ "$1" = --endpoint-url ] && [ "$2" = "$S3_ENDPOINT" ] || { echo "wrong endpoint" >&2; exit 3; }
 [ -n "$AWS_ACCESS_KEY_ID" ] && [ -n "$AWS_SECRET_ACCESS_KEY" ] || { echo "no credentials" >&2; exit 3; }
+grep -q '^  addressing_style = path$' "$AWS_CONFIG_FILE" || { echo "virtual-hosted addressing" >&2; exit 3; }
 shift 2
 [ "$1" = s3 ] || exit 3
 op=$2; shift 2

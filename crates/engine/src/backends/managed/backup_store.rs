@@ -69,12 +69,18 @@ pub fn relative<'a>(store: &Store, location: &'a str) -> Option<&'a str> {
     location.strip_prefix(&format!("s3://{}/{PREFIX}/", store.bucket))
 }
 
+/// Shared start of the client scripts: path-style requests (the CLI would otherwise address
+/// `<bucket>.<service>`, which no in-cluster DNS name answers), from a config file in `/tmp`.
+const CLIENT_PRELUDE: &str = "set -euo pipefail\n\
+     printf '[default]\\ns3 =\\n  addressing_style = path\\n' > /tmp/aws.config\n\
+     export AWS_CONFIG_FILE=/tmp/aws.config\n";
+
 /// The upload step: the dump written by the init container at `<mount>/<dir>/$BACKUP_FILE` and
 /// its checksum (the checksum last: a dump without one is incomplete, and a restore refuses
 /// it), then the service's dumps beyond the newest `keep` are deleted, oldest first.
 pub fn upload_script(mount: &str, dir: &str, keep: usize) -> String {
     format!(
-        "set -euo pipefail\n\
+        "{CLIENT_PRELUDE}\
          src={mount}/{dir}\n\
          dest=\"s3://$BUCKET/{PREFIX}/{dir}\"\n\
          aws --endpoint-url \"$S3_ENDPOINT\" s3 cp --only-show-errors \"$src/$BACKUP_FILE\" \"$dest/$BACKUP_FILE\"\n\
@@ -93,7 +99,7 @@ pub fn upload_script(mount: &str, dir: &str, keep: usize) -> String {
 /// The download step of a restore: the dump at `rel` and its checksum into `<mount>/<rel>`.
 pub fn download_script(mount: &str, rel: &str) -> String {
     format!(
-        "set -euo pipefail\n\
+        "{CLIENT_PRELUDE}\
          file={mount}/{rel}\n\
          mkdir -p \"$(dirname \"$file\")\"\n\
          src=\"s3://$BUCKET/{PREFIX}/{rel}\"\n\
