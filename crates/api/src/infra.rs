@@ -98,12 +98,10 @@ pub struct MySqlSpec {
 pub struct ManagedMySql {
     #[serde(flatten)]
     pub common: ManagedCommon,
-    /// Replicas: odd and never decreased.
+    /// Replicas of the official operator's API: only 1 (the built-in MySQL is a single server),
+    /// accepted so that resources which spell it out keep working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(
-        validation = Rule::new("self > 0 && self % 2 == 1").message("managedMysql.replicas must be an odd positive number"),
-        validation = Rule::new("self >= oldSelf").message("managedMysql.replicas cannot be decreased"),
-    )]
+    #[x_kube(validation = Rule::new("self == 1").message("managedMysql.replicas above 1 is not supported by wandb-operator: the built-in MySQL is a single server; set 1 or remove it, or use externalMysql for a replicated database"))]
     pub replicas: Option<i32>,
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,7 +178,8 @@ pub struct ManagedRedis {
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ManagedConfig>,
-    /// Sentinel mode (accepted for compatibility; the built-in Redis is a single node).
+    /// Sentinel mode of the official operator's API: only `enabled: false` (the built-in Redis is
+    /// a single node without sentinel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<SentinelSpec>,
 }
@@ -188,9 +187,12 @@ pub struct ManagedRedis {
 /// Redis sentinel settings.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.config)").message("managedRedis.sentinel.config is not supported by wandb-operator: the built-in Redis is a single node without sentinel; remove it"))]
+#[x_kube(
+    validation = Rule::new("!has(self.enabled) || !self.enabled").message("managedRedis.sentinel.enabled: true is not supported by wandb-operator: Redis Sentinel is not supported by the built-in Redis (a single node); remove it or set false, or use externalRedis with sentinelMaster"),
+    validation = Rule::new("!has(self.config)").message("managedRedis.sentinel.config is not supported by wandb-operator: the built-in Redis is a single node without sentinel; remove it"),
+)]
 pub struct SentinelSpec {
-    /// Enable sentinel.
+    /// Enable sentinel (only false is supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// The official operator's sentinel settings (master name, resources). Refused: the built-in
@@ -228,12 +230,20 @@ pub struct InfraServiceAccount {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-/// External Redis connection, from Secret keys.
+/// External Redis connection, from Secret keys: a `url`, or a host (fields given beside a `url`
+/// override its parts).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.url) || has(self.host)").message("externalRedis needs url or host"))]
 pub struct ExternalRedis {
+    /// A whole connection URL, `redis://[:password@]host:port[?tls=true&master=..&<params>]`
+    /// (`rediss://` for TLS; the password percent-encoded; the official operator's
+    /// `redis://password:@host` form is read too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretKeySelector>,
     /// Host name (of the sentinel when `sentinelMaster` is set).
-    pub host: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<SecretKeySelector>,
     /// Port (default 6379, or 26379 with a sentinel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<SecretKeySelector>,
@@ -279,7 +289,6 @@ pub struct ObjectStoreSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!has(self.copies) || self.copies <= (has(self.replicas) ? self.replicas : 1) - 1").message("managedObjectStore.copies must be at most replicas - 1"),
     validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedObjectStore.name cannot change: the service's volumes and credentials are named after it"),
 )]
 pub struct ManagedObjectStore {
@@ -293,13 +302,14 @@ pub struct ManagedObjectStore {
         skip_serializing_if = "Option::is_none"
     )]
     pub seaweed: Option<SeaweedSpec>,
-    /// Volume servers.
+    /// Volume servers of the official operator's API: only 1 (the built-in store is a single
+    /// server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1").message("managedObjectStore.replicas must be at least 1"))]
+    #[x_kube(validation = Rule::new("self == 1").message("managedObjectStore.replicas above 1 is not supported by wandb-operator: the built-in object store is a single server; set 1 or remove it"))]
     pub replicas: Option<i32>,
-    /// Extra copies of each object.
+    /// Extra copies of each object in the official operator's API: only 0 (one server, one copy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0").message("managedObjectStore.copies must not be negative"))]
+    #[x_kube(validation = Rule::new("self == 0").message("managedObjectStore.copies above 0 is not supported by wandb-operator: the built-in object store is a single server keeping one copy; set 0 or remove it"))]
     pub copies: Option<i32>,
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -323,10 +333,19 @@ pub struct SeaweedSpec {
     pub filer_storage_size: Option<String>,
 }
 
-/// External object store connection, from Secret keys.
+/// External object store connection, from Secret keys: a `url`, or a bucket and what else the
+/// provider needs (fields given beside a `url` override its parts).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.url) || has(self.bucket)").message("externalObjectStore needs url or bucket"))]
 pub struct ExternalObjectStore {
+    /// A whole bucket URL as W&B reads it: `s3://[ak:sk@]bucket[/path][?region=..]` (AWS),
+    /// `s3://[ak:sk@]host[:port]/bucket[/path]?forcePathStyle=..[&tls=..]` (S3-compatible; told
+    /// apart by a port, `forcePathStyle` or `tls`, or a host with a dot followed by a path),
+    /// `gs://bucket[/path]`, `az://[:key@]account/container[/path]`, `cw://[ak:sk@]bucket[/path]`
+    /// (credentials percent-encoded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretKeySelector>,
     /// `s3` (default), `gcs`, `azure` or `coreweave`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<SecretKeySelector>,
@@ -343,7 +362,8 @@ pub struct ExternalObjectStore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key: Option<SecretKeySelector>,
     /// Bucket (or Azure container).
-    pub bucket: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<SecretKeySelector>,
     /// Key prefix inside the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<SecretKeySelector>,
@@ -390,14 +410,16 @@ pub struct ClickHouseSpec {
 pub struct ManagedClickHouse {
     #[serde(flatten)]
     pub common: ManagedCommon,
-    /// Replicas (accepted for compatibility; the built-in ClickHouse is a single node).
+    /// Replicas of the official operator's API: only 1 (the built-in ClickHouse is a single
+    /// node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1").message("managedClickhouse.replicas must be at least 1"))]
+    #[x_kube(validation = Rule::new("self == 1").message("managedClickhouse.replicas above 1 is not supported by wandb-operator: the built-in ClickHouse is a single node; set 1 or remove it, or use externalClickhouse for a replicated cluster"))]
     pub replicas: Option<i32>,
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ManagedConfig>,
-    /// Keeper settings (accepted for compatibility).
+    /// The official operator's ClickHouse Keeper: only an empty object (the built-in ClickHouse
+    /// is a single node and runs no Keeper).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keeper: Option<KeeperSpec>,
     /// The official operator's S3 disk settings (refused).
@@ -421,31 +443,41 @@ pub struct ClickHouseObjectStorage {
     pub insecure: Option<bool>,
 }
 
-/// ClickHouse Keeper.
+/// The official operator's ClickHouse Keeper settings: each refused (no Keeper runs).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.config)").message("managedClickhouse.keeper.config is not supported by wandb-operator: the built-in ClickHouse is a single node without a separate Keeper; remove it"))]
+#[x_kube(
+    validation = Rule::new("!has(self.replicas)").message("managedClickhouse.keeper.replicas is not supported by wandb-operator: the built-in ClickHouse is a single node and runs no Keeper; remove it"),
+    validation = Rule::new("!has(self.storageSize)").message("managedClickhouse.keeper.storageSize is not supported by wandb-operator: the built-in ClickHouse is a single node and runs no Keeper; remove it"),
+    validation = Rule::new("!has(self.config)").message("managedClickhouse.keeper.config is not supported by wandb-operator: the built-in ClickHouse is a single node without a separate Keeper; remove it"),
+)]
 pub struct KeeperSpec {
-    /// Replicas; odd.
+    /// Keeper replicas (refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self > 0 && self % 2 == 1").message("managedClickhouse.keeper.replicas must be an odd positive number"))]
     pub replicas: Option<i32>,
-    /// Volume size, e.g. `10Gi`.
+    /// Keeper volume size (refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
-    #[x_kube(validation = Rule::new("self.matches('^[0-9]+([.][0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$') && !self.matches('^0+([.]0+)?[A-Za-z]*$')").message("managedClickhouse.keeper.storageSize must be a positive quantity such as 10Gi"))]
     pub storage_size: Option<String>,
     /// Keeper container resources (refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ManagedConfig>,
 }
 
-/// External ClickHouse connection, from Secret keys.
+/// External ClickHouse connection, from Secret keys: a `url`, or host, username and password
+/// (fields given beside a `url` override its parts).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.url) || (has(self.host) && has(self.username) && has(self.password))").message("externalClickhouse needs url, or host, username and password"))]
 pub struct ExternalClickHouse {
+    /// A whole connection URL: `clickhouse://user:password@host:tcpPort/database[?tls=..&<params>]`
+    /// (native protocol; `tcp://` likewise), or `http(s)://user:password@host:httpPort/database`
+    /// (user and password percent-encoded; `secure=true` means TLS). Extra parameters are passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretKeySelector>,
     /// Host name.
-    pub host: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<SecretKeySelector>,
     /// Native protocol port (default 9000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_port: Option<SecretKeySelector>,
@@ -456,9 +488,11 @@ pub struct ExternalClickHouse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<SecretKeySelector>,
     /// User name.
-    pub username: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<SecretKeySelector>,
     /// Password.
-    pub password: SecretKeySelector,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretKeySelector>,
     /// `true` for a replicated cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicated: Option<SecretKeySelector>,
@@ -487,13 +521,14 @@ pub struct KafkaSpec {
     validation = Rule::new("has(self.name) == has(oldSelf.name) && (!has(self.name) || self.name == oldSelf.name)").message("managedKafka.name cannot change: the service's volumes and credentials are named after it"),
     validation = Rule::new("!has(self.skipDataRecovery) || !self.skipDataRecovery").message("managedKafka.skipDataRecovery: true is not supported by wandb-operator: the built-in Kafka keeps its data on its volume, there is no recovery to skip; remove it or set false"),
     validation = Rule::new("!has(self.serviceAccount)").message("managedKafka.serviceAccount is not supported by wandb-operator: the built-in Kafka needs no cloud identity (it does not use the object store); remove it"),
+    validation = Rule::new("!has(self.telemetry) || !has(self.telemetry.enabled) || !self.telemetry.enabled").message("managedKafka.telemetry.enabled: true is not supported by wandb-operator: the built-in Kafka has no metrics exporter; remove it or set false"),
 )]
 pub struct ManagedKafka {
     #[serde(flatten)]
     pub common: ManagedCommon,
-    /// Brokers (accepted for compatibility; the built-in Kafka is a single node).
+    /// Brokers of the official operator's API: only 1 (the built-in Kafka is a single broker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1").message("managedKafka.replicas must be at least 1"))]
+    #[x_kube(validation = Rule::new("self == 1").message("managedKafka.replicas above 1 is not supported by wandb-operator: the built-in Kafka is a single broker; set 1 or remove it, or use externalKafka"))]
     pub replicas: Option<i32>,
     /// Container resources, and the official operator's replication settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]

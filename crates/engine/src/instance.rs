@@ -77,6 +77,7 @@ impl Instance {
         let auth = spec.wandb.internal_service_auth.clone().unwrap_or_default();
         let services = declared_services(cr);
         let service_names = managed_service_names(cr, &services, &namespace)?;
+        crate::backends::managed::single_node::check(cr, &services)?;
         let optional_keys = optional_keys(cr, &services);
         let inst = Instance {
             version: spec.wandb.version.clone(),

@@ -325,7 +325,7 @@ impl Applier {
             .cache
             .owned_by(api_version, kind, &self.namespace, instance)
         {
-            return Ok(cached.iter().map(|o| o.metadata.clone()).collect());
+            return Ok(cached);
         }
         let selector = format!(
             "{}={},{}={}",
@@ -367,7 +367,7 @@ impl Applier {
                     .cache
                     .owned_by(api_version, kind, &self.namespace, instance)
                 {
-                    Some(cached) => cached.iter().map(|o| o.metadata.clone()).collect(),
+                    Some(cached) => cached,
                     None => match self
                         .api(api_version, kind)
                         .list_metadata(&ListParams::default().labels(&selector))

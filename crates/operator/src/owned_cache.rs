@@ -1,19 +1,26 @@
-//! The controller's watch caches of what instances own: one reflector per kind of
+//! The controller's watch caches of what instances own: one store per kind of
 //! [`crate::apply::KINDS`] (and per namespace scope), filled by the same watches that trigger
 //! reconciles. A reconcile reads owned objects from here instead of asking the API server again.
 //!
 //! Only objects labelled `app.kubernetes.io/managed-by=wandb-operator` are watched, so a miss means
 //! "the operator has no such object", never "the user has no such object": user Secrets are read
 //! from the API server.
+//!
+//! Objects are kept as their JSON text (managedFields stripped), not as parsed trees: a parsed
+//! `serde_json::Value` costs about ten times its text in allocations, and at 1000 instances the
+//! trees were most of the operator's memory. A reconcile parses the few objects it looks at.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
-use futures::{FutureExt as _, Stream, StreamExt as _};
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, TypeMeta};
-use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::watcher::Event;
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use serde_json::Value;
+use tokio::sync::watch;
 use wandb_engine::names;
 
 use crate::apply::api_resource;
@@ -22,8 +29,108 @@ use crate::apply::api_resource;
 struct KindStore {
     api_version: &'static str,
     kind: &'static str,
-    resource: ApiResource,
-    store: Store<DynamicObject>,
+    store: Arc<CompactStore>,
+}
+
+/// An object as cached: the metadata pruning needs, and the whole object as JSON text.
+struct Entry {
+    meta: ObjectMeta,
+    json: Box<str>,
+}
+
+/// Objects by (namespace, name), replaced as a whole when a (re)listing completes.
+#[derive(Default)]
+struct Objects {
+    live: HashMap<(String, String), Entry>,
+    /// The listing in progress (between `Init` and `InitDone`).
+    relisting: Option<HashMap<(String, String), Entry>>,
+}
+
+/// A store of one watch: ready once its first listing is complete.
+struct CompactStore {
+    objects: RwLock<Objects>,
+    ready: watch::Sender<bool>,
+}
+
+impl CompactStore {
+    fn new() -> Self {
+        CompactStore {
+            objects: RwLock::default(),
+            ready: watch::Sender::new(false),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    async fn wait_until_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    fn apply(&self, event: &Event<DynamicObject>) {
+        let mut objects = self.objects.write().expect("not poisoned");
+        match event {
+            Event::Apply(o) => {
+                objects.live.insert(key(o), entry(o));
+            }
+            Event::Delete(o) => {
+                objects.live.remove(&key(o));
+            }
+            Event::Init => objects.relisting = Some(HashMap::new()),
+            Event::InitApply(o) => {
+                objects
+                    .relisting
+                    .get_or_insert_with(HashMap::new)
+                    .insert(key(o), entry(o));
+            }
+            Event::InitDone => {
+                objects.live = objects.relisting.take().unwrap_or_default();
+                drop(objects);
+                self.ready.send_replace(true);
+            }
+        }
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<Value> {
+        let objects = self.objects.read().expect("not poisoned");
+        let entry = objects
+            .live
+            .get(&(namespace.to_string(), name.to_string()))?;
+        Some(serde_json::from_str(&entry.json).expect("cached objects are JSON"))
+    }
+
+    fn metadata_where(&self, keep: impl Fn(&ObjectMeta) -> bool) -> Vec<ObjectMeta> {
+        let objects = self.objects.read().expect("not poisoned");
+        objects
+            .live
+            .values()
+            .filter(|e| keep(&e.meta))
+            .map(|e| e.meta.clone())
+            .collect()
+    }
+}
+
+fn key(o: &DynamicObject) -> (String, String) {
+    (o.namespace().unwrap_or_default(), o.name_any())
+}
+
+fn entry(o: &DynamicObject) -> Entry {
+    let annotations = o.metadata.annotations.clone();
+    Entry {
+        meta: ObjectMeta {
+            name: o.metadata.name.clone(),
+            namespace: o.metadata.namespace.clone(),
+            labels: o.metadata.labels.clone(),
+            annotations,
+            deletion_timestamp: o.metadata.deletion_timestamp.clone(),
+            ..Default::default()
+        },
+        json: serde_json::to_string(o)
+            .expect("objects serialize")
+            .into_boxed_str(),
+    }
 }
 
 /// The stores of every watched kind; cheap to clone. Empty (every lookup a miss that falls back
@@ -63,12 +170,11 @@ impl OwnedCacheBuilder {
             Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource),
             None => Api::<DynamicObject>::all_with(client.clone(), &resource),
         };
-        let writer = Writer::new(resource.clone());
+        let store = Arc::new(CompactStore::new());
         self.stores.push(KindStore {
             api_version,
             kind,
-            resource: resource.clone(),
-            store: writer.as_reader(),
+            store: store.clone(),
         });
         let managed = format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGED_BY);
         let types = TypeMeta {
@@ -84,7 +190,7 @@ impl OwnedCacheBuilder {
                 // cached object would never look like what was applied.
                 o.types.get_or_insert_with(|| types.clone());
             })
-            .reflect(writer)
+            .inspect_ok(move |event| store.apply(event))
             .touched_objects()
             .boxed();
         (stream, resource)
@@ -112,10 +218,7 @@ impl OwnedCache {
             .iter()
             .filter(|s| s.api_version == api_version && s.kind == kind)
             .collect();
-        let ready = !stores.is_empty()
-            && stores
-                .iter()
-                .all(|s| matches!(s.store.wait_until_ready().now_or_never(), Some(Ok(()))));
+        let ready = !stores.is_empty() && stores.iter().all(|s| s.store.is_ready());
         ready.then_some(stores)
     }
 
@@ -132,15 +235,10 @@ impl OwnedCache {
             return Some(None);
         }
         let stores = self.stores_of(api_version, kind)?;
-        Some(stores.iter().find_map(|s| {
-            let key = ObjectRef::new_with(name, s.resource.clone()).within(namespace);
-            s.store
-                .get(&key)
-                .map(|o| serde_json::to_value(o.as_ref()).expect("objects serialize"))
-        }))
+        Some(stores.iter().find_map(|s| s.store.get(namespace, name)))
     }
 
-    /// Names, retain annotation and deletion state of the operator's objects of `kind` in
+    /// Names, labels, annotations and deletion state of the operator's objects of `kind` in
     /// `namespace` that belong to `instance`; `None` when the kind is not cached (yet).
     pub fn owned_by(
         &self,
@@ -148,7 +246,7 @@ impl OwnedCache {
         kind: &str,
         namespace: &str,
         instance: &str,
-    ) -> Option<Vec<Arc<DynamicObject>>> {
+    ) -> Option<Vec<ObjectMeta>> {
         if self.is_not_served(api_version, kind) {
             return Some(Vec::new());
         }
@@ -158,9 +256,10 @@ impl OwnedCache {
             stores
                 .iter()
                 .flat_map(|s| {
-                    s.store.state_filter(|o| {
-                        o.namespace().as_deref() == Some(namespace)
-                            && o.labels().get(names::INSTANCE_LABEL) == Some(&label)
+                    s.store.metadata_where(|m| {
+                        m.namespace.as_deref() == Some(namespace)
+                            && m.labels.as_ref().and_then(|l| l.get(names::INSTANCE_LABEL))
+                                == Some(&label)
                     })
                 })
                 .collect(),
@@ -178,5 +277,69 @@ impl OwnedCache {
     pub async fn wait_ready(&self, timeout: std::time::Duration) {
         let all = futures::future::join_all(self.stores.iter().map(|s| s.store.wait_until_ready()));
         let _ = tokio::time::timeout(timeout, all).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(name: &str, instance: &str, image: &str) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "ns",
+                "labels": {names::INSTANCE_LABEL: instance}},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}},
+        }))
+        .unwrap()
+    }
+
+    fn image(store: &CompactStore, name: &str) -> Option<String> {
+        store.get("ns", name).map(|v| {
+            v.pointer("/spec/template/spec/containers/0/image")
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_string()
+        })
+    }
+
+    #[test]
+    fn a_store_is_ready_after_its_first_listing_and_a_relisting_replaces_it_whole() {
+        let store = CompactStore::new();
+        store.apply(&Event::Init);
+        store.apply(&Event::InitApply(object("a", "w1", "one")));
+        store.apply(&Event::InitApply(object("b", "w2", "one")));
+        assert!(
+            !store.is_ready(),
+            "not ready before the listing is complete"
+        );
+        assert_eq!(
+            image(&store, "a"),
+            None,
+            "a listing in progress is not served"
+        );
+        store.apply(&Event::InitDone);
+        assert!(store.is_ready());
+        assert_eq!(image(&store, "a").as_deref(), Some("one"));
+
+        store.apply(&Event::Apply(object("a", "w1", "two")));
+        assert_eq!(
+            image(&store, "a").as_deref(),
+            Some("two"),
+            "a change is kept"
+        );
+        store.apply(&Event::Delete(object("b", "w2", "one")));
+        assert_eq!(image(&store, "b"), None, "a deletion is forgotten");
+
+        // A relisting that no longer has `a` (deleted while the watch was down) drops it.
+        store.apply(&Event::Init);
+        store.apply(&Event::InitApply(object("c", "w1", "three")));
+        store.apply(&Event::InitDone);
+        assert_eq!(image(&store, "a"), None);
+        let owned = store.metadata_where(|m| {
+            m.labels.as_ref().and_then(|l| l.get(names::INSTANCE_LABEL)) == Some(&"w1".to_string())
+        });
+        assert_eq!(owned.len(), 1);
+        assert_eq!(owned[0].name.as_deref(), Some("c"));
     }
 }

@@ -122,6 +122,7 @@ fn load_manifest(
             message: format!("cannot start the async runtime: {e}"),
         })?;
     rt.block_on(manifests::load(&loader, &parsed, version, None))
+        .map(|m| (*m).clone())
 }
 
 /// A v2 resource, or a v1 one converted as the operator's webhook converts it (its findings

@@ -1,6 +1,7 @@
 //! Backing services on the local control plane: managed services get StatefulSets, generated
 //! credentials and connection Secrets whose URLs carry those credentials; external ones are
-//! wired from the user's Secret keys, and a missing key is named in status.
+//! wired from the user's Secret keys (a whole `url` split into its parts), and a missing key is
+//! named in status.
 
 mod common;
 
@@ -650,6 +651,80 @@ async fn an_external_service_that_comes_back_is_healthy_again() {
         Ok(mysql_state(&wb).await.filter(|(s, _)| s == "Healthy"))
     })
     .await;
+    running.finish(ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn url_only_external_services_are_split_into_their_connection_secrets() {
+    let ns = wandb_testkit::namespace("backends-url-only").await;
+    let _pv = ns.start_volume_provisioner();
+    let running = start(&ns).await;
+    let secrets: Api<Secret> = ns.api();
+    common::create_secret(
+        &secrets,
+        "urls",
+        &[
+            (
+                "redis",
+                "rediss://s3cret:@cache.example.com:6380?master=gorilla&poolSize=10",
+            ),
+            (
+                "clickhouse",
+                "clickhouse://weave:p%40ss@ch.example.com:9440/weave?secure=true&dial_timeout=10s",
+            ),
+            (
+                "bucket",
+                "s3://AK:S%2Fk@minio.example.com:9000/files/w?tls=false",
+            ),
+            ("other-bucket", "files2"),
+        ],
+    )
+    .await;
+    // Only urls; for the object store a field beside the url overrides its bucket. The fixture
+    // manifest, whose weave-trace reads ClickHouse (the built-in one has none).
+    let head = common::cr_yaml("w", &common::fixtures(), "0.84.0");
+    ns.apply_yaml(
+        &[&head, "  redis:\n    default:\n      externalRedis:\n        url: {name: urls, key: redis}\n  clickhouse:\n    default:\n      externalClickhouse:\n        url: {name: urls, key: clickhouse}\n  objectStore:\n    default:\n      externalObjectStore:\n        url: {name: urls, key: bucket}\n        bucket: {name: urls, key: other-bucket}\n"].concat(),
+    )
+    .await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    wait_ready(&wb, "w").await;
+    let conn = |name: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            let s = wait_for(name, TIMEOUT, || async { Ok(secrets.get_opt(name).await?) }).await;
+            secret_data(&s)
+        }
+    };
+    let redis = conn("w-redis-connection").await;
+    assert_eq!(
+        redis["url"],
+        "redis://:s3cret@cache.example.com:6380?ttlInSeconds=604800&tls=true&master=gorilla&poolSize=10"
+    );
+    assert_eq!(
+        (redis["host"].as_str(), redis["port"].as_str()),
+        ("cache.example.com", "6380")
+    );
+    let ch = conn("w-clickhouse-connection").await;
+    assert_eq!(
+        ch["url"],
+        "clickhouse://weave:p%40ss@ch.example.com:9440/weave?tls=true&dial_timeout=10s"
+    );
+    assert_eq!(
+        (
+            ch["user"].as_str(),
+            ch["password"].as_str(),
+            ch["database"].as_str()
+        ),
+        ("weave", "p@ss", "weave")
+    );
+    let store = conn("w-objectstore-connection").await;
+    assert_eq!(
+        store["url"],
+        "s3://AK:S%2Fk@minio.example.com:9000/files2/w?tls=false&forcePathStyle=true"
+    );
+    assert_eq!(store["bucket"], "files2");
     running.finish(ns).await;
 }
 

@@ -2,7 +2,8 @@
 //! this process on 127.0.0.1 (kwok Services carry no traffic): a v1 resource created as v1 is
 //! stored as v2 with the mapped fields and its literals in the conversion Secret, reconciles to
 //! Ready, reads back as v1 unchanged, and keeps reading while the webhook's certificates rotate
-//! (serving certificate and CA).
+//! (serving certificate and CA). A resource with the v1 operator's `<name>-spec-active` Secret is
+//! converted from the values that Secret holds.
 
 mod common;
 
@@ -193,6 +194,46 @@ async fn v1_resource_converts_reconciles_reads_back_and_survives_certificate_rot
         cr.metadata.uid.clone().unwrap(),
         "the Secret goes with the resource"
     );
+
+    // A resource the v1 operator applied: its `<name>-spec-active` Secret holds the merged
+    // values (here the release channel's image tag), which are mapped instead of spec.values.
+    let applied = "applied";
+    let active_values = json!({"global": {"host": "http://applied.local"},
+                               "app": {"image": {"tag": "0.74.1"}}, "weave": {"install": true}});
+    let active_secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": format!("{applied}-spec-active")},
+        "stringData": {"values": active_values.to_string(), "chart": "{}"},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &active_secret)
+        .await
+        .unwrap();
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apps.wandb.com/v1", "kind": "WeightsAndBiases",
+        "metadata": {"name": applied},
+        "spec": {"values": {"global": {"host": "http://applied.local"}}},
+    }))
+    .unwrap();
+    v1.create(&PostParams::default(), &obj).await.unwrap();
+    let cr2 = wb.get(applied).await.expect("readable as v2");
+    assert_eq!(
+        cr2.spec.wandb.version, "0.74.1",
+        "from the spec-active Secret"
+    );
+    let findings = &cr2.metadata.annotations.as_ref().unwrap()["v1.apps.wandb.com/findings"];
+    assert!(
+        findings.contains("secret applied-spec-active") && findings.contains("weave"),
+        "{findings}"
+    );
+    let back = v1.get(applied).await.unwrap();
+    assert_eq!(
+        back.data["spec"]["values"],
+        json!({"global": {"host": "http://applied.local"}}),
+        "the v1 view is the resource's own values"
+    );
+    wb.delete(applied, &Default::default()).await.unwrap();
 
     // Reconciled to Ready by the controller (no manifestRepository in v1 values: the
     // operator's default, as `run --default-manifest-repository` sets it).

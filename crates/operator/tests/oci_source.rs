@@ -26,7 +26,9 @@ async fn load(
     version: &str,
     creds: Option<&Credentials>,
 ) -> Result<ServerManifest, ManifestError> {
-    manifests::load(loader, &location(reg), version, creds).await
+    manifests::load(loader, &location(reg), version, creds)
+        .await
+        .map(|m| (*m).clone())
 }
 
 /// Sends a DELETE over plain HTTP (the registry allows deletes): to prove a cache hit downloads
@@ -107,7 +109,7 @@ async fn a_tag_pulls_like_file_and_a_repushed_tag_is_seen() {
     )
     .await
     .unwrap();
-    assert_eq!(cached, repushed);
+    assert_eq!(*cached, repushed);
     // ...but a process that never loaded it says the registry is unreachable.
     let fresh = OciLoader::new(vec![host.clone()]);
     let err = manifests::load(

@@ -198,7 +198,7 @@ async fn anonymous_tokens_are_fetched_and_a_cached_tag_costs_one_request() {
     let m = manifests::load(&loader, &location(&fake), "0.84.0", None)
         .await
         .unwrap();
-    assert_eq!(m, from_file());
+    assert_eq!(*m, from_file());
     assert!(fake.token_requests.load(Ordering::SeqCst) >= 1);
 
     let before = fake.registry_requests.load(Ordering::SeqCst);
@@ -230,7 +230,7 @@ async fn a_token_service_that_needs_a_login_gets_the_credentials() {
     let m = manifests::load(&loader, &location(&fake), "0.84.0", Some(&creds))
         .await
         .unwrap();
-    assert_eq!(m, from_file());
+    assert_eq!(*m, from_file());
 }
 
 #[tokio::test]

@@ -90,7 +90,7 @@ pub fn selectors(
                 .and_then(|m| m.get(instance))
                 .and_then(|m| m.external_mysql.as_ref())
             {
-                // The URL first: the separate fields, set after it, override its parts.
+                // The URL first (its parts never override a field that is set).
                 add("url", e.url.as_ref());
                 add("host", e.host.as_ref());
                 add("port", e.port.as_ref());
@@ -110,7 +110,8 @@ pub fn selectors(
                 .and_then(|m| m.get(instance))
                 .and_then(|m| m.external_redis.as_ref())
             {
-                add("host", Some(&e.host));
+                add("url", e.url.as_ref());
+                add("host", e.host.as_ref());
                 add("port", e.port.as_ref());
                 add("password", e.password.as_ref());
                 add("tls", e.tls.as_ref());
@@ -124,12 +125,13 @@ pub fn selectors(
                 .and_then(|m| m.get(instance))
                 .and_then(|m| m.external_object_store.as_ref())
             {
+                add("url", e.url.as_ref());
                 add("provider", e.provider.as_ref());
                 add("endpoint", e.endpoint.as_ref());
                 add("port", e.port.as_ref());
                 add("accessKey", e.access_key.as_ref());
                 add("secretKey", e.secret_key.as_ref());
-                add("bucket", Some(&e.bucket));
+                add("bucket", e.bucket.as_ref());
                 add("path", e.path.as_ref());
                 add("region", e.region.as_ref());
                 add("kmsKey", e.kms_key.as_ref());
@@ -144,12 +146,13 @@ pub fn selectors(
                 .and_then(|m| m.get(instance))
                 .and_then(|m| m.external_clickhouse.as_ref())
             {
-                add("host", Some(&e.host));
+                add("url", e.url.as_ref());
+                add("host", e.host.as_ref());
                 add("tcpPort", e.tcp_port.as_ref());
                 add("httpPort", e.http_port.as_ref());
                 add("database", e.database.as_ref());
-                add("user", Some(&e.username));
-                add("password", Some(&e.password));
+                add("user", e.username.as_ref());
+                add("password", e.password.as_ref());
                 add("replicated", e.replicated.as_ref());
                 add("clusterName", e.cluster_name.as_ref());
             }
@@ -168,9 +171,10 @@ pub fn selectors(
 }
 
 /// The inputs of an external instance with its literal (non-Secret) CR fields filled:
-/// Redis `sentinelMaster` and `params`, Kafka `saslMechanism`.
+/// Redis `sentinelMaster` and `params`, Kafka `saslMechanism`. A `url` set into them is read
+/// as this kind's URL; these literals override its parts.
 pub fn inputs_template(cr: &WeightsAndBiases, kind: ServiceKind, instance: &str) -> ConnInputs {
-    let mut i = ConnInputs::new(instance);
+    let mut i = ConnInputs::for_kind(kind, instance);
     match kind {
         ServiceKind::Redis => {
             if let Some(e) = cr

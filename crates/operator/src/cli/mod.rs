@@ -169,7 +169,7 @@ impl ManifestArgs {
             .map_err(fail)?;
         manifest.check_compatible().map_err(fail)?;
         manifest.ensure_valid().map_err(fail)?;
-        Ok(manifest)
+        Ok((*manifest).clone())
     }
 }
 

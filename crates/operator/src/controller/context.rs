@@ -21,6 +21,8 @@ pub struct Context {
     pub default_manifest: Option<String>,
     /// Fetches `oci://` manifests and caches them by digest (see [`crate::manifests::oci`]).
     pub oci: crate::manifests::OciLoader,
+    /// Manifests already checked (see [`crate::manifests::CheckedManifests`]).
+    pub checked_manifests: crate::manifests::CheckedManifests,
     /// How long a failed preflight stands before the endpoint is checked again.
     pub preflight_retry: Duration,
     /// How often a cluster without the Gateway API is asked whether it serves it now.
@@ -77,6 +79,7 @@ impl Context {
             recorder,
             default_manifest: None,
             oci: crate::manifests::OciLoader::default(),
+            checked_manifests: Default::default(),
             preflight_retry: PREFLIGHT_RETRY,
             gateway_api_recheck: Duration::from_secs(60),
             owned: Default::default(),

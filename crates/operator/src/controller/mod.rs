@@ -18,8 +18,8 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::core::GroupVersion;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Client, Resource, ResourceExt as _};
 use wandb_api::WeightsAndBiases;
 
 use crate::apply::{KINDS, is_not_served};
@@ -84,6 +84,29 @@ where
         None => Api::all(client.clone()),
     }
 }
+
+/// A controller of the WeightsAndBiases in `ns` (every namespace when `None`), whose cache keeps
+/// no managedFields and no `kubectl.kubernetes.io/last-applied-configuration`: nothing reads
+/// them, and they were most of a cached instance's memory (the second is a copy of the spec).
+fn instances(client: &Client, ns: Option<&str>) -> Controller<WeightsAndBiases> {
+    let writer = kube::runtime::reflector::store::Writer::<WeightsAndBiases>::default();
+    let reader = writer.as_reader();
+    let stream = watcher(
+        api::<WeightsAndBiases>(client, ns),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .modify(|cr| {
+        cr.managed_fields_mut().clear();
+        cr.annotations_mut().remove(LAST_APPLIED);
+    })
+    .reflect(writer)
+    .applied_objects();
+    Controller::for_stream(stream, reader)
+}
+
+/// Where `kubectl apply` keeps its last applied copy of an object.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// The Gateway API group version of the objects that `networking.mode: gateway` renders.
 const GATEWAY_API: &str = wandb_engine::GATEWAY_API_VERSION;
@@ -211,10 +234,7 @@ async fn run_once(
     let mut controllers = Vec::new();
     for ns in scopes {
         let client = ctx.client.clone();
-        let mut c = Controller::new(
-            api::<WeightsAndBiases>(&client, ns),
-            watcher::Config::default().any_semantic(),
-        );
+        let mut c = instances(&client, ns);
         for (api_version, kind, _) in KINDS {
             if *api_version == GATEWAY_API && !watch_gateway_api {
                 caches.not_served(api_version, kind);

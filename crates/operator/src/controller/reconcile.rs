@@ -155,7 +155,7 @@ async fn load_manifest(
     field: &str,
     location: &str,
     version: &str,
-) -> Result<ServerManifest, ManifestProblem> {
+) -> Result<Arc<ServerManifest>, ManifestProblem> {
     let problem = |e: ManifestError| {
         let reason = match &e {
             ManifestError::Incompatible { .. } | ManifestError::BadRequirement { .. } => {
@@ -196,8 +196,9 @@ async fn load_manifest(
     let manifest = manifests::load(&ctx.oci, &parsed, version, creds.as_ref())
         .await
         .map_err(problem)?;
-    manifest.check_compatible().map_err(problem)?;
-    manifest.ensure_valid().map_err(problem)?;
+    ctx.checked_manifests
+        .check(&format!("{location}:{version}"), &manifest)
+        .map_err(problem)?;
     Ok(manifest)
 }
 

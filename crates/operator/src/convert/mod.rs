@@ -12,9 +12,15 @@
 //!   for resources not edited as v2.
 //! * A resource created as v2 reads back as v1 with an empty spec and its v2 spec in annotation
 //!   `v1.apps.wandb.com/v2-spec`, so that a v1 client's read-modify-write keeps it.
+//! * The values mapped are, as the official operator reads them, those the v1 operator last
+//!   applied (Secret `<name>-spec-active`, key `values`: the resource's values merged with the
+//!   System Console's and the release channel's) when the webhook could read them
+//!   ([`ActiveValues`]), else `spec.values`. The lossless copy is always `spec.values`.
 //!
 //! Conversion never fails: the API server must be able to list every stored object.
 
+#[cfg(test)]
+mod active_tests;
 mod app;
 mod env;
 pub mod redact;
@@ -85,6 +91,26 @@ impl std::fmt::Display for Finding {
     }
 }
 
+/// The v1 operator's `<name>-spec-active` Secret (what it last applied), as the webhook found it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActiveValues {
+    /// No such Secret (the v1 operator never applied this resource): `spec.values` is mapped.
+    Absent,
+    /// Its `values`, a JSON object: mapped instead of `spec.values`.
+    Found(Value),
+    /// It exists (or may) but could not be used; the reason names no value. `spec.values` is
+    /// mapped and the reason reported as a finding.
+    Unreadable(String),
+}
+
+/// Name of the v1 operator's Secret holding the values it last applied.
+pub fn spec_active_name(cr: &str) -> String {
+    format!("{cr}-spec-active")
+}
+
+/// Paths named one by one in the summary finding of values only the spec-active Secret holds.
+const ACTIVE_ONLY_LISTED: usize = 10;
+
 /// The result of v1 -> v2.
 #[derive(Debug, Clone)]
 pub struct Converted {
@@ -94,8 +120,13 @@ pub struct Converted {
     pub findings: Vec<Finding>,
 }
 
-/// v1 object (JSON, as the API server sends it) -> v2. Never fails.
+/// v1 object (JSON, as the API server sends it) -> v2 from its `spec.values`. Never fails.
 pub fn to_v2(v1: &Value) -> Converted {
+    to_v2_with(v1, ActiveValues::Absent)
+}
+
+/// v1 object -> v2, mapping the v1 operator's applied values when given. Never fails.
+pub fn to_v2_with(v1: &Value, active: ActiveValues) -> Converted {
     let meta: ObjectMeta = v1
         .get("metadata")
         .and_then(|m| serde_json::from_value(m.clone()).ok())
@@ -125,11 +156,32 @@ pub fn to_v2(v1: &Value) -> Converted {
     strip(&mut annotations);
 
     let empty = json!({});
-    let values_node = spec
+    let own_values = spec
         .get("values")
         .filter(|v| v.is_object())
         .unwrap_or(&empty);
-    let vals = Values::new(values_node, secret_name(&name));
+    let active_name = spec_active_name(&name);
+    let (values_node, unreadable) = match &active {
+        ActiveValues::Found(v) if v.is_object() => (v, None),
+        ActiveValues::Found(_) => (own_values, Some("its values are not a JSON object".into())),
+        ActiveValues::Absent => (own_values, None),
+        ActiveValues::Unreadable(why) => (own_values, Some(why.clone())),
+    };
+    let mut vals = Values::new(values_node, secret_name(&name));
+    if matches!(&active, ActiveValues::Found(v) if v.is_object()) {
+        vals.active = Some((own_values, active_name.clone()));
+        // The v1 operator's own defaults (its namespace and API version), merged in by it.
+        vals.consume("global.operator");
+    }
+    if let Some(why) = unreadable {
+        vals.findings.borrow_mut().push(Finding {
+            path: format!("secret {active_name}"),
+            kind: FindingKind::Approximated,
+            message: format!(
+                "(the values the v1 operator last applied) was not used: {why}; spec.values was converted instead"
+            ),
+        });
+    }
     let mut v2_spec = WeightsAndBiasesSpec {
         wandb: WandbAppSpec::default(),
         ..Default::default()
@@ -147,12 +199,37 @@ pub fn to_v2(v1: &Value) -> Converted {
             );
         }
     }
+    // Values only the spec-active Secret holds (release-channel defaults, System Console edits)
+    // are many: one finding lists them, where the resource's own are reported one by one.
+    let mut active_only = Vec::new();
     for p in vals.unconsumed() {
-        vals.warn(
-            &p,
-            FindingKind::Unmapped,
-            "has no v2 equivalent; not applied",
-        );
+        if vals.origin(&p).starts_with("spec.values.") {
+            vals.warn(
+                &p,
+                FindingKind::Unmapped,
+                "has no v2 equivalent; not applied",
+            );
+        } else {
+            active_only.push(p);
+        }
+    }
+    if !active_only.is_empty() {
+        let listed: Vec<&str> = active_only
+            .iter()
+            .take(ACTIVE_ONLY_LISTED)
+            .map(String::as_str)
+            .collect();
+        let more = active_only.len().saturating_sub(ACTIVE_ONLY_LISTED);
+        vals.findings.borrow_mut().push(Finding {
+            path: format!("secret {active_name}"),
+            kind: FindingKind::Unmapped,
+            message: format!(
+                "holds {} values beyond spec.values (release-channel defaults or System Console edits) with no v2 equivalent, not applied: {}{}",
+                active_only.len(),
+                listed.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ),
+        });
     }
 
     // The lossless copy, without credentials.

@@ -175,7 +175,8 @@ fn redis(v: &Values, name: &str) -> Option<RedisSpec> {
     Some(RedisSpec {
         managed_redis: None,
         external_redis: Some(ExternalRedis {
-            host,
+            url: None,
+            host: Some(host),
             port,
             password,
             tls,
@@ -238,7 +239,7 @@ fn bucket(v: &Values) -> Option<ObjectStoreSpec> {
     match provider.as_str() {
         "gcs" | "gs" => {
             store.provider = Some(v.store(&p("provider"), "gcs".into()));
-            store.bucket = v.store(&p("name"), name);
+            store.bucket = Some(v.store(&p("name"), name));
             store.path = v.selector(&p("path"));
         }
         "az" | "azure" => {
@@ -247,7 +248,7 @@ fn bucket(v: &Values) -> Option<ObjectStoreSpec> {
             store.access_key = Some(v.store(&p("name"), name));
             let path = v.str(&p("path")).unwrap_or_default();
             let (container, prefix) = path.split_once('/').unwrap_or((&path, ""));
-            store.bucket = v.store(&format!("{src}.container"), container.to_owned());
+            store.bucket = Some(v.store(&format!("{src}.container"), container.to_owned()));
             if !prefix.is_empty() {
                 store.path = Some(v.store(&format!("{src}.prefix"), prefix.to_owned()));
             }
@@ -270,7 +271,7 @@ fn bucket(v: &Values) -> Option<ObjectStoreSpec> {
                     if !port.is_empty() {
                         store.port = Some(v.store(&format!("{src}.port"), port.to_owned()));
                     }
-                    store.bucket = v.store(&format!("{src}.bucketName"), bucket.to_owned());
+                    store.bucket = Some(v.store(&format!("{src}.bucketName"), bucket.to_owned()));
                     v.warn(
                         &p("name"),
                         FindingKind::Approximated,
@@ -279,7 +280,7 @@ fn bucket(v: &Values) -> Option<ObjectStoreSpec> {
                          tlsEnabled in the conversion Secret for HTTPS)",
                     );
                 }
-                None => store.bucket = v.store(&p("name"), name),
+                None => store.bucket = Some(v.store(&p("name"), name)),
             }
             store.path = v.selector(&p("path"));
             store.access_key = access;
@@ -317,7 +318,8 @@ fn clickhouse(v: &Values) -> Option<ClickHouseSpec> {
     Some(ClickHouseSpec {
         managed_clickhouse: None,
         external_clickhouse: Some(ExternalClickHouse {
-            host,
+            url: None,
+            host: Some(host),
             tcp_port: None,
             // The chart's port is the HTTP port (8443 for an external ClickHouse).
             http_port: Some(or_default(v, "global.clickhouse.port", "8443")),
@@ -326,8 +328,8 @@ fn clickhouse(v: &Values) -> Option<ClickHouseSpec> {
                 "global.clickhouse.database",
                 "weave_trace_db",
             )),
-            username: or_default(v, "global.clickhouse.user", "default"),
-            password,
+            username: Some(or_default(v, "global.clickhouse.user", "default")),
+            password: Some(password),
             replicated: v.selector("global.clickhouse.replicated"),
             cluster_name: None,
         }),

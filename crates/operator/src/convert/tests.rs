@@ -350,7 +350,7 @@ fn bucket_s3_gcs_azure_and_s3_compatible() {
             .external_object_store
             .unwrap();
     assert_eq!(c.secret_data[&b.access_key.unwrap().key], "acct");
-    assert_eq!(c.secret_data[&b.bucket.key], "cont");
+    assert_eq!(c.secret_data[&b.bucket.clone().unwrap().key], "cont");
     assert_eq!(c.secret_data[&b.path.unwrap().key], "pre");
     assert_eq!(c.secret_data[&b.secret_key.unwrap().key], "k==");
 
@@ -368,7 +368,7 @@ fn bucket_s3_gcs_azure_and_s3_compatible() {
             .unwrap();
     assert_eq!(c.secret_data[&b.endpoint.unwrap().key], "minio");
     assert_eq!(c.secret_data[&b.port.unwrap().key], "9000");
-    assert_eq!(c.secret_data[&b.bucket.key], "bucket");
+    assert_eq!(c.secret_data[&b.bucket.clone().unwrap().key], "bucket");
     assert_eq!(b.secret_key, Some(ours("values.global.bucket.secretKey")));
 
     let c = convert(json!({"global": {"bucket": {"name": "b", "secret": {"secretName": "bk"}}}}));

@@ -29,6 +29,10 @@ pub struct Values<'a> {
     pub findings: RefCell<Vec<Finding>>,
     /// Name of the conversion Secret (`<name>-v1-values`).
     pub secret: String,
+    /// When the tree is the v1 operator's merged values (its `<name>-spec-active` Secret): the
+    /// resource's own `spec.values` and the Secret's name, so that findings name where a
+    /// value came from.
+    pub active: Option<(&'a Value, String)>,
 }
 
 impl<'a> Values<'a> {
@@ -39,6 +43,18 @@ impl<'a> Values<'a> {
             data: RefCell::default(),
             findings: RefCell::default(),
             secret,
+            active: None,
+        }
+    }
+
+    /// Where a finding about `path` points: `spec.values.<path>`, or for a value only the
+    /// v1 operator's merged values hold, `secret <name>-spec-active values.<path>`.
+    pub fn origin(&self, path: &str) -> String {
+        match &self.active {
+            Some((own, secret)) if lookup(own, path).is_none() => {
+                format!("secret {secret} values.{path}")
+            }
+            _ => format!("spec.values.{path}"),
         }
     }
 
@@ -144,7 +160,7 @@ impl<'a> Values<'a> {
 
     pub fn warn(&self, path: &str, kind: FindingKind, message: &str) {
         self.findings.borrow_mut().push(Finding {
-            path: format!("spec.values.{path}"),
+            path: self.origin(path),
             kind,
             message: message.to_owned(),
         });

@@ -6,6 +6,9 @@
 pub mod docker_config;
 pub mod oci;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use wandb_manifest::source::check_version;
@@ -51,19 +54,59 @@ pub fn location_for(
 }
 
 /// Loads (parse and merge; no compatibility or validity check) the manifest of `version`.
+/// The built-in manifest is parsed once per version and process: it cannot change, and parsing
+/// it is most of what a settled reconcile would otherwise spend.
 pub async fn load(
     loader: &OciLoader,
     location: &ManifestLocation,
     version: &str,
     creds: Option<&Credentials>,
-) -> Result<ServerManifest, ManifestError> {
+) -> Result<Arc<ServerManifest>, ManifestError> {
     check_version(version)?;
     match location {
-        ManifestLocation::Oci(repository) => loader
-            .load(repository, version, creds)
-            .await
-            .map(|m| (*m).clone()),
-        other => other.load(version),
+        ManifestLocation::Oci(repository) => loader.load(repository, version, creds).await,
+        ManifestLocation::Builtin => builtin(version),
+        other => other.load(version).map(Arc::new),
+    }
+}
+
+fn builtin(version: &str) -> Result<Arc<ServerManifest>, ManifestError> {
+    static PARSED: OnceLock<Mutex<HashMap<String, Arc<ServerManifest>>>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(Default::default);
+    if let Some(m) = parsed.lock().expect("not poisoned").get(version) {
+        return Ok(m.clone());
+    }
+    let m = Arc::new(ManifestLocation::Builtin.load(version)?);
+    parsed
+        .lock()
+        .expect("not poisoned")
+        .insert(version.to_owned(), m.clone());
+    Ok(m)
+}
+
+/// Manifests that passed the compatibility and validity checks, by where they came from: a
+/// loaded manifest that is the very one checked before (same `Arc`, as the built-in and
+/// `oci://` caches hand out) is not checked again.
+#[derive(Default)]
+pub struct CheckedManifests {
+    passed: Mutex<HashMap<String, Arc<ServerManifest>>>,
+}
+
+impl CheckedManifests {
+    /// Checks `manifest` (loaded from `key`) unless this very manifest passed before.
+    pub fn check(&self, key: &str, manifest: &Arc<ServerManifest>) -> Result<(), ManifestError> {
+        if let Some(passed) = self.passed.lock().expect("not poisoned").get(key)
+            && Arc::ptr_eq(passed, manifest)
+        {
+            return Ok(());
+        }
+        manifest.check_compatible()?;
+        manifest.ensure_valid()?;
+        self.passed
+            .lock()
+            .expect("not poisoned")
+            .insert(key.to_owned(), manifest.clone());
+        Ok(())
     }
 }
 

@@ -1,7 +1,9 @@
-//! ConversionReview handling: each object converted with [`crate::convert`]; v1 -> v2 writes the
-//! conversion Secret (the literals the v2 spec points at), v2 -> v1 reads it back. Neither the
-//! write nor the read may fail a conversion (objects the API server cannot convert cannot be
-//! listed at all): a failure is logged and the object converted without it.
+//! ConversionReview handling: each object converted with [`crate::convert`]; v1 -> v2 reads the
+//! v1 operator's `<name>-spec-active` Secret (the values it last applied, mapped instead of
+//! `spec.values` as the official operator does) and writes the conversion Secret (the literals
+//! the v2 spec points at), v2 -> v1 reads that back. None of these reads and writes may fail a
+//! conversion (objects the API server cannot convert cannot be listed at all): a failure is
+//! logged (or reported as a finding) and the object converted without it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -92,7 +94,8 @@ async fn convert_one(client: &kube::Client, obj: &Value, desired: &str) -> Resul
     let converted = match (from, desired) {
         (f, d) if f == d => return Ok(obj.clone()),
         (V1, V2) => {
-            let c = convert::to_v2(obj);
+            let active = read_spec_active(client, obj).await;
+            let c = convert::to_v2_with(obj, active);
             if !c.secret_data.is_empty() {
                 write_secret(client, &c).await;
             }
@@ -211,6 +214,56 @@ async fn adopt(client: kube::Client, c: convert::Converted) {
     }
 }
 
+/// The v1 operator's applied values for a v1 object: its `<name>-spec-active` Secret, key
+/// `values` (JSON), read within [`CALL_TIMEOUT`]. A Secret owned by another object of that name
+/// (a deleted predecessor's, orphaned) is not used.
+async fn read_spec_active(client: &kube::Client, obj: &Value) -> convert::ActiveValues {
+    use convert::ActiveValues::{Absent, Unreadable};
+    let (Some(ns), Some(name)) = (
+        obj.pointer("/metadata/namespace").and_then(Value::as_str),
+        obj.pointer("/metadata/name").and_then(Value::as_str),
+    ) else {
+        return Absent;
+    };
+    let uid = obj.pointer("/metadata/uid").and_then(Value::as_str);
+    let secret = convert::spec_active_name(name);
+    let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), ns);
+    match tokio::time::timeout(CALL_TIMEOUT, api.get_opt(&secret)).await {
+        Ok(Ok(None)) => Absent,
+        Ok(Ok(Some(s))) => spec_active_values(&s, uid),
+        Ok(Err(e)) => {
+            tracing::warn!(namespace = %ns, secret = %secret, error = %e, "reading the v1 operator's spec-active Secret failed");
+            Unreadable(format!("reading it failed: {e}"))
+        }
+        Err(_) => Unreadable(format!(
+            "reading it did not complete within {}s",
+            CALL_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// The `values` of a spec-active Secret, if it belongs to the object of `uid`.
+pub(crate) fn spec_active_values(s: &Secret, uid: Option<&str>) -> convert::ActiveValues {
+    use convert::ActiveValues::{Found, Unreadable};
+    let owners = s.owner_references();
+    if let Some(uid) = uid
+        && !owners.is_empty()
+        && !owners.iter().any(|o| o.uid == uid)
+    {
+        return Unreadable(
+            "it belongs to another resource of this name (owner uid differs)".into(),
+        );
+    }
+    let Some(raw) = s.data.as_ref().and_then(|d| d.get("values")) else {
+        return Unreadable("it has no key values".into());
+    };
+    match serde_json::from_slice::<Value>(&raw.0) {
+        Ok(v) if v.is_object() => Found(v),
+        Ok(_) => Unreadable("its key values is not a JSON object".into()),
+        Err(_) => Unreadable("its key values is not JSON".into()),
+    }
+}
+
 async fn read_secret(client: &kube::Client, obj: &Value) -> Option<BTreeMap<String, String>> {
     // Only resources converted from v1 with literals have one.
     obj.pointer(&format!(
@@ -234,5 +287,59 @@ async fn read_secret(client: &kube::Client, obj: &Value) -> Option<BTreeMap<Stri
             None
         }
         Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    use super::*;
+    use crate::convert::ActiveValues;
+
+    fn secret(owner_uid: Option<&str>, values: Option<&[u8]>) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                owner_references: owner_uid.map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "apps.wandb.com/v1".into(),
+                        kind: "WeightsAndBiases".into(),
+                        name: "wandb".into(),
+                        uid: uid.into(),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            data: values.map(|v| BTreeMap::from([("values".into(), ByteString(v.to_vec()))])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn spec_active_values_are_used_only_when_they_are_this_resources_json_object() {
+        let json = br#"{"app":{"image":{"tag":"0.74.1"}}}"#.as_slice();
+        let found = |a: ActiveValues| matches!(a, ActiveValues::Found(_));
+        assert!(found(spec_active_values(
+            &secret(Some("u-1"), Some(json)),
+            Some("u-1")
+        )));
+        // Without owner references (copied by hand) it is used too.
+        assert!(found(spec_active_values(
+            &secret(None, Some(json)),
+            Some("u-1")
+        )));
+        for (s, why) in [
+            (secret(Some("u-0"), Some(json)), "owner uid differs"),
+            (secret(Some("u-1"), None), "no key values"),
+            (secret(Some("u-1"), Some(b"chart: x")), "not JSON"),
+            (secret(Some("u-1"), Some(b"[1]")), "not a JSON object"),
+        ] {
+            match spec_active_values(&s, Some("u-1")) {
+                ActiveValues::Unreadable(reason) => assert!(reason.contains(why), "{reason}"),
+                other => panic!("{why}: {other:?}"),
+            }
+        }
     }
 }

@@ -59,6 +59,7 @@ use crate::names;
 pub mod backup;
 pub mod backup_store;
 mod services;
+pub mod single_node;
 mod telemetry;
 mod workload;
 

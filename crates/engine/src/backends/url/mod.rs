@@ -12,12 +12,12 @@
 //! | kind | URL |
 //! |---|---|
 //! | MySQL | `mysql://user:pass@host:port/db[?tls=..][&ssl-ca=..][&ssl-cert=..][&ssl-key=..]` |
-//! | Redis | `redis://[:pass@]host:port?ttlInSeconds=604800[&tls=true][&caCertPath=..][&master=..][&<params>]` |
+//! | Redis | `redis://[[user]:pass@]host:port?ttlInSeconds=604800[&tls=true][&caCertPath=..][&master=..][&<params>]` |
 //! | S3-compatible | `s3://[ak:sk@]host[:port]/bucket[/path][?region=..][&tls=..]&forcePathStyle=..` |
 //! | AWS S3 | `s3://[ak:sk@]bucket[/path][?region=..]` |
 //! | GCS | `gs://bucket[/path]` |
 //! | Azure | `az://[:key@]account/container[/path]` (account = access key) |
-//! | ClickHouse | `clickhouse://user:pass@host:tcpport/db[?tls=..]` |
+//! | ClickHouse | `clickhouse://user:pass@host:tcpport/db[?tls=..][&<params>]` |
 //! | Kafka | `kafka://[user:pass@]host:port[?tls=true][&saslMechanism=..]` |
 //!
 //! Redis puts the password in the password slot (`:pass@`); the official operator puts it in the
@@ -35,6 +35,7 @@ use crate::backends::managed::{
     CLICKHOUSE_TCP_PORT, KAFKA_PORT, MYSQL_PORT, REDIS_PORT, REDIS_SENTINEL_PORT,
 };
 
+mod parse;
 mod smtp;
 pub use smtp::{SMTP_DEFAULT_PORT, smtp_url};
 
@@ -124,6 +125,10 @@ pub enum UrlError {
 pub struct ConnInputs {
     /// Instance name (`default`, `runs`, ...): selects certificate file names.
     pub instance: String,
+    /// The kind these inputs are for: how a whole `url` is read (`None`: by its scheme).
+    pub kind: Option<ServiceKind>,
+    /// Why the user's `url` could not be read (reported as a `url` error when composing).
+    pub url_problem: Option<String>,
     pub host: Option<String>,
     pub port: Option<String>,
     pub user: Option<String>,
@@ -136,7 +141,7 @@ pub struct ConnInputs {
     pub ssl_key: bool,
     /// Redis sentinel master name.
     pub sentinel_master: Option<String>,
-    /// Extra Redis URL parameters.
+    /// Extra Redis or ClickHouse URL parameters.
     pub params: BTreeMap<String, String>,
     /// Object store: `s3` (default), `gcs`, `azure`, `coreweave`.
     pub provider: Option<String>,
@@ -166,6 +171,14 @@ impl ConnInputs {
         }
     }
 
+    /// Inputs of one kind of connection: a `url` is read as that kind's URL.
+    pub fn for_kind(kind: ServiceKind, instance: &str) -> Self {
+        ConnInputs {
+            kind: Some(kind),
+            ..ConnInputs::new(instance)
+        }
+    }
+
     /// Sets a field by any spelling of its name (`sslCa`, `ssl-ca`, `tlsEnabled`, `username`,
     /// `bootstrapServers`, ...): what the controller calls for each user Secret value it read.
     /// Empty values count as unset. Returns false for an unknown field.
@@ -175,7 +188,7 @@ impl ConnInputs {
         let slot = match f.as_str() {
             "url" => {
                 if let Some(u) = v {
-                    self.set_from_mysql_url(&u);
+                    self.set_from_url(&u);
                 }
                 return true;
             }
@@ -220,41 +233,14 @@ impl ConnInputs {
     }
 }
 
-impl ConnInputs {
-    /// The parts of `mysql://user:pass@host:port/db?tls=...` (user and password
-    /// percent-decoded); what does not parse is left unset, so the composed URL names the
-    /// missing part (`host is required`, ...).
-    fn set_from_mysql_url(&mut self, url: &str) {
-        let rest = url.trim().split_once("://").map_or(url.trim(), |(_, r)| r);
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let some = |s: String| (!s.is_empty()).then_some(s);
-        if let Some(u) = userinfo {
-            let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-            self.user = some(decode(user));
-            self.password = some(decode(pass));
-        }
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (h, Some(p)),
-            _ => (hostport, None),
-        };
-        self.host = some(host.to_string());
-        self.port = port.map(str::to_string).and_then(some);
-        self.database = some(decode(database.trim_end_matches('/')));
-        for kv in query.split('&') {
-            if let Some(("tls", t)) = kv.split_once('=') {
-                self.tls = some(decode(t));
-            }
-        }
+/// The user's `url` could not be read: every composition fails, naming it.
+fn url_readable(i: &ConnInputs) -> Result<(), UrlError> {
+    match &i.url_problem {
+        Some(reason) => Err(UrlError::Invalid {
+            field: "url",
+            reason: reason.clone(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -340,6 +326,7 @@ fn path_segments(raw: &str) -> String {
 
 /// `mysql://user:pass@host:port/db?tls=..&ssl-ca=..&ssl-cert=..&ssl-key=..`.
 pub fn mysql_url(i: &ConnInputs) -> Result<String, UrlError> {
+    url_readable(i)?;
     let (host, port) = host_port(i, &i.port, MYSQL_PORT)?;
     let user = require(&i.user, "user")?;
     let database = require(&i.database, "database")?;
@@ -371,6 +358,7 @@ pub fn mysql_url(i: &ConnInputs) -> Result<String, UrlError> {
 /// `tls=true` is added when asked for or when a CA is given; user `params` come last (sorted)
 /// and may override `ttlInSeconds`; empty values are dropped.
 pub fn redis_url(i: &ConnInputs) -> Result<String, UrlError> {
+    url_readable(i)?;
     let default_port = if non_empty(&i.sentinel_master).is_some() {
         26379
     } else {
@@ -405,10 +393,8 @@ pub fn redis_url(i: &ConnInputs) -> Result<String, UrlError> {
         }
         params.push((k.clone(), v.clone()));
     }
-    let auth = match non_empty(&i.password) {
-        Some(p) => format!(":{}@", encode(p)),
-        None => String::new(),
-    };
+    // `:password@`; a user only when the user's URL names one (Redis 6 ACL users).
+    let auth = userinfo(non_empty(&i.user), non_empty(&i.password));
     Ok(format!("redis://{auth}{host}:{port}{}", query(&params)))
 }
 
@@ -499,6 +485,7 @@ fn bucket_and_path(i: &ConnInputs) -> Result<String, UrlError> {
 /// The object store URL; see the module table. Access and secret key must be both set or both
 /// unset (workload identity: no userinfo).
 pub fn object_store_url(i: &ConnInputs) -> Result<String, UrlError> {
+    url_readable(i)?;
     let ak = non_empty(&i.access_key);
     let sk = non_empty(&i.secret_key);
     let provider = provider(i)?;
@@ -556,15 +543,22 @@ pub fn object_store_url(i: &ConnInputs) -> Result<String, UrlError> {
     Ok(format!("s3://{auth}{host}{port}/{path}{}", query(&params)))
 }
 
-/// `clickhouse://user:pass@host:tcpport/db[?tls=..]` (native protocol, default port 9000,
-/// database `default`).
+/// `clickhouse://user:pass@host:tcpport/db[?tls=..][&<params>]` (native protocol, default port
+/// 9000, database `default`).
 pub fn clickhouse_url(i: &ConnInputs) -> Result<String, UrlError> {
+    url_readable(i)?;
     let (host, port) = host_port(i, &i.tcp_port, CLICKHOUSE_TCP_PORT)?;
     let user = require(&i.user, "user")?;
     let database = non_empty(&i.database).unwrap_or("default");
     let mut params = Vec::new();
     if let Some(t) = truthy(&i.tls) {
         params.push(("tls".to_string(), t.to_string()));
+    }
+    // Parameters of the user's URL (`max_open_conns`, `dial_timeout`, ...), sorted.
+    for (k, v) in &i.params {
+        if !matches!(k.as_str(), "tls" | "secure") {
+            params.push((k.clone(), v.clone()));
+        }
     }
     Ok(format!(
         "clickhouse://{}{host}:{port}/{}{}",
@@ -601,6 +595,7 @@ pub fn first_bootstrap(servers: &str) -> Result<(String, u16), UrlError> {
 /// `kafka://[user:pass@]host:port[?tls=true][&caCertPath=..][&saslMechanism=..]` from the first bootstrap server
 /// (or `host`/`port`).
 pub fn kafka_url(i: &ConnInputs) -> Result<String, UrlError> {
+    url_readable(i)?;
     let (host, port) = match non_empty(&i.bootstrap_servers) {
         Some(s) => first_bootstrap(s)?,
         None => host_port(i, &i.port, KAFKA_PORT)?,
