@@ -84,12 +84,13 @@ pub struct BackupRecord {
     pub from_version: String,
     /// The version the upgrade went to.
     pub to_version: String,
-    /// `mysql/<instance>` or `clickhouse/<instance>` for a dump the operator took; `external`
+    /// `mysql-<instance>` or `clickhouse-<instance>` for a dump the operator took; `external`
     /// for a backup the user acknowledged (`apps.wandb.com/backup-taken`).
     pub service: String,
-    /// The dump's ID for `wandb-operator restore --backup`: its path in the PVC
-    /// `<name>-backups` (`<instance>/<service>/<from>-<to>-<time>.sql.gz`, with a `.sha256`
-    /// file beside it); for an acknowledged backup, the snapshot id the user gave.
+    /// Where the dump is, and its ID for `wandb-operator restore --backup`:
+    /// `s3://<bucket>/backups/<name>/<service>/<from>-<to>-<time>.sql.gz` in the managed object
+    /// store, or that path after `backups/` in the PVC `<name>-backups`, with a `.sha256` file
+    /// beside it; for an acknowledged backup, the snapshot id the user gave.
     pub location: String,
     /// The Job that took it (none for an acknowledged backup).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -113,19 +113,21 @@ pub struct UpgradeSpec {
 #[serde(rename_all = "camelCase")]
 pub struct BackupSpec {
     /// `managedOnly` (default): before an upgrade's migrations, a Job dumps every managed MySQL
-    /// and ClickHouse into the PVC `<name>-backups`; migrations wait for it and a failed dump
+    /// and ClickHouse into the managed object store (else the PVC `<name>-backups`);
+    /// migrations wait for it and a failed dump
     /// stops the upgrade. `required`: the same, and when a MySQL or ClickHouse is external the
     /// upgrade also waits for the annotation `apps.wandb.com/backup-taken: "<version>:<snapshot
     /// id>"` saying a backup of it was taken (e.g. a cloud snapshot). `none`: no backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<BackupMode>,
-    /// How many backups to keep per service (dumps in the PVC, their Jobs, and the records in
-    /// `status.wandb.backups`); default 5.
+    /// How many backups to keep per service (dumps in the object store or PVC, their Jobs, and
+    /// the records in `status.wandb.backups`); default 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("spec.wandb.upgrade.backup.keep must be between 1 and 100"))]
     pub keep: Option<i32>,
-    /// What deleting the instance does to the backups PVC: `detach` (default, whatever
-    /// `spec.retentionPolicy` says) keeps it; only `purge` deletes it.
+    /// What deleting the instance does to the backups (the PVC, and the managed object store's
+    /// volume once it holds one): `detach` (default, whatever `spec.retentionPolicy` says) keeps
+    /// them; only `purge` deletes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_policy: Option<crate::RetentionSpec>,
 }

@@ -90,9 +90,7 @@ pub fn restore_job(
         manifest,
         features: &features,
     };
-    Ok(backends::managed::backup::restore_job(
-        &ctx, kind, instance, path, job_name,
-    ))
+    backends::managed::backup::restore_job(&ctx, kind, instance, path, job_name)
 }
 
 fn build_proxy_env(

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use wandb_api::WeightsAndBiases;
-use wandb_engine::backends::managed::backup;
+use wandb_engine::backends::managed::{backup, backup_store};
 use wandb_engine::{Built, Phase, ServiceKind};
 
 mod common;
@@ -34,10 +34,12 @@ fn backups(built: &Built) -> Vec<(String, String)> {
 }
 
 const MANAGED: &str = "    upgrade: {backup: {keep: 3}}\n  mysql: {default: {managedMysql: {}}}\n  clickhouse: {default: {managedClickhouse: {}}}\n";
+/// The same with an external object store: the dumps go to the backups PVC.
+const PVC: &str = "    upgrade: {backup: {keep: 3}}\n  mysql: {default: {managedMysql: {}}}\n  clickhouse: {default: {managedClickhouse: {}}}\n  objectStore: {default: {externalObjectStore: {bucket: {name: b, key: bucket}}}}\n";
 
 #[test]
 fn an_upgrade_backs_up_every_managed_database_first_install_and_same_version_do_not() {
-    let up = plan(&cr("0.84.0", Some("0.79.0"), MANAGED));
+    let up = plan(&cr("0.84.0", Some("0.79.0"), PVC));
     assert_eq!(
         backups(&up),
         [
@@ -70,6 +72,14 @@ fn an_upgrade_backs_up_every_managed_database_first_install_and_same_version_do_
         .find(|o| o.kind == "PersistentVolumeClaim" && o.name == "w-backups")
         .unwrap();
     assert!(pvc.retain, "the backups PVC is data");
+    // With a managed object store the dumps go there: no PVC.
+    assert_eq!(
+        backups(&plan(&cr("0.84.0", Some("0.79.0"), MANAGED)))
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["Job", "Job"]
+    );
 
     assert!(
         backups(&plan(&cr("0.84.0", None, MANAGED))).is_empty(),
@@ -101,7 +111,7 @@ fn an_upgrade_backs_up_every_managed_database_first_install_and_same_version_do_
 
 #[test]
 fn the_mysql_backup_job_dumps_with_the_service_image_and_credentials_by_reference() {
-    let mut up = plan(&cr("0.84.0", Some("0.79.0"), MANAGED));
+    let mut up = plan(&cr("0.84.0", Some("0.79.0"), PVC));
     backup::stamp(&mut up.objects, "20261206T210000Z");
     let job = up
         .objects
@@ -212,7 +222,7 @@ echo "restored: $file"
 
 #[test]
 fn the_restore_job_loads_the_chosen_dump_into_the_managed_mysql() {
-    let cr = cr("0.84.0", Some("0.84.0"), MANAGED);
+    let cr = cr("0.84.0", Some("0.84.0"), PVC);
     let manifest = common::manifest("fixture", "0.84.0");
     let built = wandb_engine::plan(&cr, &manifest, None).unwrap();
     let path = "w/mysql-default/0.79.0-0.84.0-20261206T210000Z.sql.gz";
@@ -253,4 +263,96 @@ fn the_restore_job_loads_the_chosen_dump_into_the_managed_mysql() {
         .is_err(),
         "only databases are restored"
     );
+}
+
+#[test]
+fn with_a_managed_object_store_the_dump_is_uploaded_there() {
+    let mut up = plan(&cr(
+        "0.84.0",
+        Some("0.79.0"),
+        &format!("{MANAGED}  global: {{imageRegistry: mirror.example.com}}\n"),
+    ));
+    backup::stamp(&mut up.objects, "20261206T210000Z");
+    let job = up
+        .objects
+        .iter()
+        .find(|o| o.name == "w-backup-mysql-default-0-79-0-0-84-0")
+        .unwrap();
+    let obj = &job.object;
+    let spec = &obj["spec"]["template"]["spec"];
+    // The dump first (init container, the MySQL image), then the upload.
+    let dump = &spec["initContainers"][0];
+    assert_eq!(dump["name"], "backup");
+    assert_eq!(
+        dump["command"][2].as_str().unwrap(),
+        backup::dump_script(ServiceKind::Mysql, "w-mysql", "w/mysql-default", 3)
+    );
+    let upload = &spec["containers"][0];
+    assert_eq!(upload["name"], "upload");
+    // The pinned client image, moved under the mirror like every image.
+    assert_eq!(
+        upload["image"],
+        "mirror.example.com/docker.io/amazon/aws-cli:2.27.9"
+    );
+    assert_eq!(
+        upload["command"][2].as_str().unwrap(),
+        backup_store::upload_script(backup::MOUNT, "w/mysql-default", 3)
+    );
+    let env = upload["env"].as_array().unwrap();
+    let var = |n: &str| env.iter().find(|e| e["name"] == n).cloned().unwrap();
+    assert_eq!(
+        var("BACKUP_FILE")["value"],
+        "0.79.0-0.84.0-20261206T210000Z.sql.gz"
+    );
+    assert_eq!(var("S3_ENDPOINT")["value"], "http://w-objectstore:8333");
+    assert_eq!(var("BUCKET")["value"], "wandb");
+    assert_eq!(
+        var("AWS_SECRET_ACCESS_KEY"),
+        serde_json::json!({"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "w-objectstore-credentials", "key": "secret-key"}}})
+    );
+    // The dump never touches a shared volume: an emptyDir in the pod.
+    assert!(spec["volumes"][0]["emptyDir"].is_object(), "{spec}");
+    assert_eq!(
+        obj["metadata"]["annotations"][backup::LOCATION_ANNOTATION],
+        "s3://wandb/backups/w/mysql-default/0.79.0-0.84.0-20261206T210000Z.sql.gz"
+    );
+
+    // Restore from it: download first, then the checked load.
+    let current = cr("0.84.0", Some("0.84.0"), MANAGED);
+    let manifest = common::manifest("fixture", "0.84.0");
+    let built = wandb_engine::plan(&current, &manifest, None).unwrap();
+    let location = "s3://wandb/backups/w/mysql-default/0.79.0-0.84.0-20261206T210000Z.sql.gz";
+    let job = wandb_engine::restore_job(
+        &current,
+        &manifest,
+        &built,
+        ServiceKind::Mysql,
+        "default",
+        location,
+        "w-restore-mysql-default-1",
+    )
+    .unwrap();
+    let spec = &job.object["spec"]["template"]["spec"];
+    let rel = "w/mysql-default/0.79.0-0.84.0-20261206T210000Z.sql.gz";
+    assert_eq!(spec["initContainers"][0]["name"], "download");
+    assert_eq!(
+        spec["initContainers"][0]["command"][2].as_str().unwrap(),
+        backup_store::download_script(backup::MOUNT, rel)
+    );
+    assert_eq!(
+        spec["containers"][0]["command"][2].as_str().unwrap(),
+        backup::restore_script(ServiceKind::Mysql, "w-mysql", rel)
+    );
+    // A location in another bucket is refused, not guessed.
+    let err = wandb_engine::restore_job(
+        &current,
+        &manifest,
+        &built,
+        ServiceKind::Mysql,
+        "default",
+        "s3://other/backups/w/x.sql.gz",
+        "x",
+    )
+    .unwrap_err();
+    assert!(err.contains("not in this instance's object store"), "{err}");
 }

@@ -126,11 +126,11 @@ async fn an_upgrade_backs_up_managed_mysql_first_and_restore_rolls_back() {
         );
     }
 
-    // The backup Job: the managed MySQL's image, the dump command, credentials by reference,
-    // the backups PVC; kept after the upgrade.
+    // The backup Job: the managed MySQL's image and dump command, credentials by reference,
+    // then the upload into the instance's managed object store; kept after the upgrade.
     let job = jobs.get(&mysql_job).await.unwrap();
     let location = job.annotations()[backup::LOCATION_ANNOTATION].clone();
-    let prefix = format!("{name}/mysql-default/0.79.0-0.84.0-");
+    let prefix = format!("s3://wandb/backups/{name}/mysql-default/0.79.0-0.84.0-");
     assert!(
         location.starts_with(&prefix) && location.ends_with(".sql.gz"),
         "{location}"
@@ -141,7 +141,7 @@ async fn an_upgrade_backs_up_managed_mysql_first_and_restore_rolls_back() {
         "{stamp}"
     );
     let pod = job.spec.as_ref().unwrap().template.spec.clone().unwrap();
-    let c = &pod.containers[0];
+    let c = &pod.init_containers.as_ref().unwrap()[0];
     let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> = ns.api();
     let mysql = sts.get(&format!("{name}-mysql")).await.unwrap();
     assert_eq!(
@@ -185,17 +185,27 @@ async fn an_upgrade_backs_up_managed_mysql_first_and_restore_rolls_back() {
             .as_deref(),
         location.rsplit('/').next()
     );
-    let claim = pod.volumes.unwrap()[0]
-        .persistent_volume_claim
-        .clone()
-        .unwrap();
-    assert_eq!(claim.claim_name, "w-backups");
-    let pvcs: Api<PersistentVolumeClaim> = ns.api();
-    let pvc = pvcs.get("w-backups").await.unwrap();
-    assert_eq!(pvc.annotations()[names::RETAIN_ANNOTATION], "true");
+    let upload = &pod.containers[0];
+    assert_eq!(
+        upload.image.as_deref(),
+        Some("docker.io/amazon/aws-cli:2.27.9")
+    );
+    assert_eq!(
+        upload.command.as_ref().unwrap()[2],
+        wandb_engine::backends::managed::backup_store::upload_script(
+            backup::MOUNT,
+            &format!("{name}/mysql-default"),
+            5
+        )
+    );
     assert!(
-        pvc.owner_references().is_empty(),
-        "the backups outlive the instance unless their policy is purge"
+        pod.volumes.unwrap()[0].empty_dir.is_some(),
+        "the dump stays in the pod until uploaded"
+    );
+    let pvcs: Api<PersistentVolumeClaim> = ns.api();
+    assert!(
+        pvcs.get_opt("w-backups").await.unwrap().is_none(),
+        "no backups PVC with an object store"
     );
 
     // The status records the backup used for the upgrade.
@@ -216,11 +226,47 @@ async fn an_upgrade_backs_up_managed_mysql_first_and_restore_rolls_back() {
     assert_eq!(mysql_record.job.as_deref(), Some(mysql_job.as_str()));
     assert!(mysql_record.time.is_some());
     assert!(jobs.get_opt(&mysql_job).await.unwrap().is_some(), "kept");
+    // `status` shows it, with the ID `restore` takes.
+    let id = location.rsplit('/').next().unwrap().to_string();
+    let (_, out, err) = common::day2::cli(&ns, &["status", name, "-o", "json"]).await;
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let shown = report["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["service"] == "mysql-default")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(
+        (
+            &shown["id"],
+            &shown["location"],
+            &shown["fromVersion"],
+            &shown["toVersion"]
+        ),
+        (
+            &json!(id),
+            &json!(location),
+            &json!("0.79.0"),
+            &json!("0.84.0")
+        )
+    );
+    assert_eq!(shown["time"], json!(mysql_record.time));
+    let (_, text, _) = common::day2::cli(&ns, &["status", name]).await;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} in {text}"));
+    assert!(
+        line.contains("mysql-default")
+            && line.contains("0.79.0 -> 0.84.0")
+            && line.contains(&location),
+        "{line}"
+    );
     common::settle(&running, &ns, name).await;
 
     // Restore: the CLI pauses, restores the chosen dump with a Job, then sets 0.79.0 (with the
     // acknowledgement) and resumes; 0.79.0 rolls out again.
-    let id = location.rsplit('/').next().unwrap().to_string();
     let (code, out, err) = common::day2::cli(&ns, &["restore", name, "--backup", &id]).await;
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     let steps: Vec<&str> = [
@@ -246,18 +292,18 @@ async fn an_upgrade_backs_up_managed_mysql_first_and_restore_rolls_back() {
     assert_eq!(restore.len(), 1, "one restore Job");
     let r = &restore[0];
     assert_eq!(r.annotations()[backup::LOCATION_ANNOTATION], location);
-    let rc = &r
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let rpod = r.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let rel = location.strip_prefix("s3://wandb/backups/").unwrap();
     assert_eq!(
-        rc.command.as_ref().unwrap()[2],
-        backup::restore_script(ServiceKind::Mysql, "w-mysql", &location)
+        rpod.init_containers.as_ref().unwrap()[0]
+            .command
+            .as_ref()
+            .unwrap()[2],
+        wandb_engine::backends::managed::backup_store::download_script(backup::MOUNT, rel)
+    );
+    assert_eq!(
+        rpod.containers[0].command.as_ref().unwrap()[2],
+        backup::restore_script(ServiceKind::Mysql, "w-mysql", rel)
     );
     assert_eq!(
         condition_status(&serde_json::to_value(r).unwrap(), "Complete").as_deref(),

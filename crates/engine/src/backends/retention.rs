@@ -39,13 +39,31 @@ pub fn policy_for(cr: &WeightsAndBiases, kind: &str, name: &str) -> RetentionPol
             _ => false,
         };
         if belongs {
-            return managed::managed_settings(cr, *svc_kind, instance)
+            let policy = managed::managed_settings(cr, *svc_kind, instance)
                 .0
                 .and_then(|c| c.retention_policy.as_ref())
                 .map_or(default, |r| r.on_delete);
+            // The managed object store's volume holds the upgrade backups once any was taken
+            // there: it outlives `purge` too, unless the backups' own policy asks for it.
+            if kind == "PersistentVolumeClaim"
+                && *svc_kind == crate::ServiceKind::ObjectStore
+                && holds_backups(cr)
+                && managed::backup::pvc_policy(cr) == RetentionPolicy::Detach
+            {
+                return RetentionPolicy::Detach;
+            }
+            return policy;
         }
     }
     default
+}
+
+/// The status records an upgrade backup kept in the managed object store.
+fn holds_backups(cr: &WeightsAndBiases) -> bool {
+    cr.status
+        .as_ref()
+        .and_then(|s| s.wandb.as_ref())
+        .is_some_and(|w| w.backups.iter().any(|b| b.location.starts_with("s3://")))
 }
 
 /// `<claim template>-<statefulset>-<ordinal>`: the name the StatefulSet controller gives a
@@ -93,6 +111,25 @@ mod tests {
         ] {
             assert_eq!(policy_for(&c, kind, name), want, "{kind} {name}");
         }
+    }
+
+    #[test]
+    fn the_object_store_volume_outlives_purge_while_it_holds_upgrade_backups() {
+        let volume = |backup: &str, status: &str| {
+            let c: WeightsAndBiases = serde_saphyr::from_str(&format!(
+                "apiVersion: apps.wandb.com/v2\nkind: WeightsAndBiases\nmetadata: {{name: w, namespace: n}}\n\
+                 spec:\n  retentionPolicy: {{onDelete: purge}}\n  objectStore: {{default: {{managedObjectStore: {{}}}}}}\n  \
+                 wandb: {{hostname: https://w.example.com, version: \"0.84.0\"{backup}}}\n{status}"
+            ))
+            .unwrap();
+            policy_for(&c, "PersistentVolumeClaim", "data-w-objectstore-0")
+        };
+        let status = "status:\n  wandb:\n    backups: [{fromVersion: 0.79.0, toVersion: 0.84.0, \
+                      service: mysql-default, location: s3://wandb/backups/w/mysql-default/x.sql.gz}]\n";
+        assert_eq!(volume("", ""), RetentionPolicy::Purge, "no backups in it");
+        assert_eq!(volume("", status), RetentionPolicy::Detach, "backups kept");
+        let asked = ", upgrade: {backup: {retentionPolicy: {onDelete: purge}}}";
+        assert_eq!(volume(asked, status), RetentionPolicy::Purge, "asked for");
     }
 
     #[test]

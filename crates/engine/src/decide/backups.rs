@@ -138,6 +138,21 @@ pub fn decide(
     (gate, ack)
 }
 
+/// The backup Jobs not to create yet: every Job after the first one that has not completed.
+/// The dumps of an upgrade share the backups PVC, which is `ReadWriteOnce`: two dump pods on
+/// different nodes could not both mount it, so the Jobs run one after the other, in plan order.
+/// Only Jobs that do not exist are held back (an existing Job is observed, never deleted here).
+pub fn held_back(jobs: &[BackupFact]) -> Vec<String> {
+    let Some(first_open) = jobs.iter().position(|j| j.state != JobState::Complete) else {
+        return vec![];
+    };
+    jobs[first_open + 1..]
+        .iter()
+        .filter(|j| j.state == JobState::Missing)
+        .map(|j| j.job.clone())
+        .collect()
+}
+
 /// The status's backup records: the previous ones plus the backups of this upgrade that
 /// completed (and an acknowledged external one), the last `keep` per service, oldest first.
 pub fn records(
@@ -286,6 +301,45 @@ mod tests {
             BackupGate::Done
         );
         assert!(!BackupGate::Pending.done() && BackupGate::Pending.taking());
+    }
+
+    #[test]
+    fn backup_jobs_run_one_after_the_other() {
+        use JobState::*;
+        let names = |v: Vec<String>| v.join(",");
+        assert_eq!(names(held_back(&[])), "");
+        // Nothing created yet: only the first may be.
+        assert_eq!(
+            names(held_back(&[fact("a", Missing), fact("b", Missing)])),
+            "b"
+        );
+        assert_eq!(
+            names(held_back(&[fact("a", Running), fact("b", Missing)])),
+            "b"
+        );
+        // The first completed: the second may start.
+        assert_eq!(
+            names(held_back(&[fact("a", Complete), fact("b", Missing)])),
+            ""
+        );
+        // A failed dump holds the rest back (the upgrade stops there anyway).
+        let failed = Failed {
+            reason: "BackoffLimitExceeded".into(),
+            message: String::new(),
+        };
+        assert_eq!(
+            names(held_back(&[
+                fact("a", failed),
+                fact("b", Missing),
+                fact("c", Missing)
+            ])),
+            "b,c"
+        );
+        // An existing later Job is never held back (it is observed, not re-created).
+        assert_eq!(
+            names(held_back(&[fact("a", Missing), fact("b", Running)])),
+            ""
+        );
     }
 
     #[test]

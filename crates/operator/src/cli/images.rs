@@ -1,5 +1,6 @@
 //! `images`: every container image an instance would run (applications, migrations, managed
-//! services and their exporters), after `spec.global.imageRegistry` retargeting, one a line, for
+//! services and their exporters, an upgrade's backup Jobs), after `spec.global.imageRegistry`
+//! retargeting, one a line, for
 //! mirroring into an air-gapped registry. Offline: the same plan as `render`, read back from the
 //! pod templates it produces, so the list cannot drift from what is applied.
 //!
@@ -74,6 +75,7 @@ async fn output(args: &ImagesArgs) -> Result<String, String> {
         }
         (None, None) => return Err("give -f FILE or --version VERSION".into()),
     };
+    let cr = upgrading(cr)?;
     match &args.mirror_script {
         None => {
             let built = super::plan(&cr, &manifest)?;
@@ -86,6 +88,15 @@ async fn output(args: &ImagesArgs) -> Result<String, String> {
         }
         Some(registry) => mirror_script(&cr, &manifest, registry),
     }
+}
+
+/// `cr` as if it were being upgraded (its last migrated version set to an older one), so that
+/// the plan holds the upgrade's backup Jobs and the list their images (the object-store
+/// client among them): a mirror must hold them before the first upgrade needs them.
+fn upgrading(cr: WeightsAndBiases) -> Result<WeightsAndBiases, String> {
+    let mut v = serde_json::to_value(&cr).map_err(|e| e.to_string())?;
+    v["status"]["wandb"]["migration"]["lastSuccessVersion"] = json!("0.0.0-images");
+    serde_json::from_value(v).map_err(|e| e.to_string())
 }
 
 /// Every image of `built`, sorted and without repeats.

@@ -64,7 +64,45 @@ pub struct Report {
     pub services: Vec<Service>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub migrations: Option<Migrations>,
+    /// The backups taken before upgrades (`status.wandb.backups`), oldest first.
+    pub backups: Vec<Backup>,
     pub warnings: Vec<Warning>,
+}
+
+/// One backup of `status.wandb.backups`, with the ID `restore --backup` takes.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backup {
+    /// The dump's file name (the unique end of its location `restore` accepts); for an
+    /// acknowledged external backup, the snapshot id.
+    pub id: String,
+    pub service: String,
+    pub from_version: String,
+    pub to_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    pub location: String,
+}
+
+impl From<&wandb_api::BackupRecord> for Backup {
+    fn from(r: &wandb_api::BackupRecord) -> Self {
+        Backup {
+            id: if r.job.is_some() {
+                r.location
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                r.location.clone()
+            },
+            service: r.service.clone(),
+            from_version: r.from_version.clone(),
+            to_version: r.to_version.clone(),
+            time: r.time.clone(),
+            location: r.location.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -247,6 +285,11 @@ pub async fn report(cluster: &Cluster, name: &str, events: usize) -> Result<Repo
         components,
         services,
         migrations,
+        backups: status
+            .wandb
+            .as_ref()
+            .map(|w| w.backups.iter().map(Backup::from).collect())
+            .unwrap_or_default(),
         warnings: warnings(cluster, &cr, events).await?,
     })
 }
@@ -460,6 +503,25 @@ pub fn text(r: &Report) -> String {
                 .map(|x| format!(": {x}"))
                 .unwrap_or_default()
         );
+    }
+    if !r.backups.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nbackups (oldest first; `wandb-operator restore {} --backup ID`):",
+            r.name
+        );
+        for b in &r.backups {
+            let _ = writeln!(
+                o,
+                "  {:<40} {:<20} {} -> {}  {}  {}",
+                b.id,
+                b.service,
+                b.from_version,
+                b.to_version,
+                b.time.as_deref().unwrap_or("-"),
+                b.location
+            );
+        }
     }
     let _ = writeln!(o, "\nrecent warnings:");
     if r.warnings.is_empty() {

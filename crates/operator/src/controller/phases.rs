@@ -6,7 +6,7 @@
 use futures::StreamExt as _;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use wandb_engine::decide::{Failure, FailureKind, Gates, JobState, MigrationFact};
-use wandb_engine::{DesiredObject, GATEWAY_API_VERSION};
+use wandb_engine::{DesiredObject, GATEWAY_API_VERSION, Phase};
 
 use crate::apply::{Applier, is_not_served};
 
@@ -24,6 +24,23 @@ pub struct Applied {
     /// Gateway mode in a cluster without the Gateway API: reported in the status (and by its
     /// event) instead of failing the pass, so the rest still rolls out.
     pub gateway_api_missing: bool,
+}
+
+/// `objects` without the backup Jobs held back: one backup Job runs at a time, as they share
+/// the ReadWriteOnce backups PVC. The held back ones do not exist yet, so leaving them out of a
+/// pass's writes prunes nothing.
+pub fn without_held_back<'a>(
+    objects: &'a [DesiredObject],
+    held: &[String],
+) -> std::borrow::Cow<'a, [DesiredObject]> {
+    if held.is_empty() {
+        return std::borrow::Cow::Borrowed(objects);
+    }
+    objects
+        .iter()
+        .filter(|o| !(o.phase == Phase::Backups && o.kind == "Job" && held.contains(&o.name)))
+        .cloned()
+        .collect()
 }
 
 pub async fn apply(

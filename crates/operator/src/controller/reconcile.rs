@@ -408,8 +408,9 @@ async fn pass(
     // predecessor's same-named workload is orphaned first (applied next pass), and its
     // Ingress keeps routing until ours are Available.
     let prepared = takeover::before_apply(applier, cr, &predecessor, &built.objects).await?;
-    let to_apply = prepared.objects.as_deref().unwrap_or(&built.objects);
-    let applied = phases::apply(applier, to_apply, &gates, &jobs, &owner).await?;
+    let planned = prepared.objects.as_deref().unwrap_or(&built.objects);
+    let to_apply = phases::without_held_back(planned, &decide::backups::held_back(&backup_jobs));
+    let applied = phases::apply(applier, &to_apply, &gates, &jobs, &owner).await?;
     facts.gateway_api_missing = applied.gateway_api_missing;
 
     // 6. Prune what this instance owns but no longer renders.

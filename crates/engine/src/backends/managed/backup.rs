@@ -3,10 +3,12 @@
 //! W&B's migrations are forward-only: the way back from an upgrade is a dump taken before the
 //! new version's migrations ran. When `spec.wandb.version` differs from the last version whose
 //! migrations succeeded (an upgrade; a first install has nothing to lose), one Job per managed
-//! MySQL and ClickHouse dumps it into the PVC `<cr>-backups` (kept like data, and by default even
-//! on `purge`), as `<cr>/<kind>-<instance>/<from>-<to>-<time>.<ext>` with a `.sha256` file
-//! beside it. The Jobs run with the service's own image and uid, and read the service's
-//! generated credentials by secretKeyRef: the pod spec never holds a password.
+//! MySQL and ClickHouse dumps it as `<cr>/<kind>-<instance>/<from>-<to>-<time>.<ext>` with a
+//! `.sha256` file beside it: into the instance's managed object store when it has one
+//! ([`super::backup_store`]), else into the PVC `<cr>-backups` (kept like data, and by default
+//! even on `purge`). The Jobs run with the service's own image and uid, and read the service's
+//! generated credentials by secretKeyRef: the pod spec never holds a password. They run one
+//! after the other (`decide::backups::held_back`): the PVC is `ReadWriteOnce`.
 //!
 //! The time is stamped by the controller when it first creates the Job ([`stamp`]); the Job
 //! name carries no time, so an existing Job is recognised after a restart and never re-created.
@@ -22,6 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use wandb_api::{BackupMode, RetentionPolicy, WeightsAndBiases};
 
+use super::backup_store::{self, Store};
 use super::workload::{lit, pod_spec, secret_env};
 use super::{
     CLICKHOUSE_DATABASE, CLICKHOUSE_TCP_PORT, CLICKHOUSE_USER, InfraContext, KEY_PASSWORD,
@@ -172,9 +175,13 @@ pub fn objects(ctx: &InfraContext) -> Vec<DesiredObject> {
     if services.is_empty() {
         return vec![];
     }
-    let mut out = vec![pvc(ctx.inst)];
+    let store = backup_store::store(ctx.inst);
+    let mut out = Vec::new();
+    if store.is_none() {
+        out.push(pvc(ctx.inst));
+    }
     for (kind, instance) in services {
-        out.push(backup_job(ctx, kind, &instance, &up));
+        out.push(backup_job(ctx, kind, &instance, &up, store.as_ref()));
     }
     out
 }
@@ -307,7 +314,16 @@ fn uid(kind: ServiceKind) -> i64 {
     }
 }
 
-/// A pod running `script` in the service's image with the PVC at [`MOUNT`] and `/tmp`.
+/// The object-store step of a backup or restore pod: the client's script and extra env.
+struct Transfer {
+    store: Store,
+    script: String,
+    env: Vec<EnvVar>,
+}
+
+/// A pod running `script` in the service's image with the dumps at [`MOUNT`] and `/tmp`. With
+/// a `transfer`, [`MOUNT`] is an `emptyDir` and the object-store client runs after the dump
+/// (backup) or before the load (restore); without, it is the backups PVC.
 fn job_pod(
     ctx: &InfraContext,
     kind: ServiceKind,
@@ -315,33 +331,35 @@ fn job_pod(
     container_name: &str,
     script: String,
     mut env: Vec<EnvVar>,
+    transfer: Option<Transfer>,
 ) -> k8s_openapi::api::core::v1::PodSpec {
     let img = resolve_image(ctx, kind, instance);
     env.extend(credential_env(ctx.inst, kind, instance));
     let mut spec = pod_spec(ctx, kind, instance, uid(kind));
     spec.restart_policy = Some("Never".into());
-    spec.containers = vec![Container {
+    let mounts = vec![
+        VolumeMount {
+            name: "backups".into(),
+            mount_path: MOUNT.into(),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ];
+    let service = Container {
         name: container_name.into(),
         image: Some(img.reference(ctx.inst.image_registry.as_deref())),
         command: Some(vec!["bash".into(), "-c".into(), script]),
         env: Some(env),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "backups".into(),
-                mount_path: MOUNT.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(mounts.clone()),
         security_context: Some(container_security()),
         ..Default::default()
-    }];
-    spec.volumes = Some(vec![
-        Volume {
+    };
+    let dumps = match &transfer {
+        None => Volume {
             name: "backups".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                 claim_name: pvc_name(ctx.inst),
@@ -349,6 +367,37 @@ fn job_pod(
             }),
             ..Default::default()
         },
+        Some(_) => Volume {
+            name: "backups".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    };
+    match transfer {
+        None => spec.containers = vec![service],
+        Some(t) => {
+            let restore = container_name == "restore";
+            let client = backup_store::client_container(
+                if restore { "download" } else { "upload" },
+                backup_store::uploader_image().reference(ctx.inst.image_registry.as_deref()),
+                &t.store,
+                t.script,
+                t.env,
+                mounts,
+            );
+            // Init containers run to completion in order: the dump before its upload, the
+            // download before its load.
+            let (first, then) = if restore {
+                (client, service)
+            } else {
+                (service, client)
+            };
+            spec.init_containers = Some(vec![first]);
+            spec.containers = vec![then];
+        }
+    }
+    spec.volumes = Some(vec![
+        dumps,
         Volume {
             name: "tmp".into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -363,13 +412,21 @@ fn backup_job(
     kind: ServiceKind,
     instance: &str,
     up: &Upgrade,
+    store: Option<&Store>,
 ) -> DesiredObject {
     let inst = ctx.inst;
     let key = service_key(kind, instance);
     let dir = format!("{}/{key}", inst.name);
     let script = dump_script(kind, &host(inst, kind, instance), &dir, keep(ctx.cr));
-    let env = vec![lit("BACKUP_FILE", &file_name(kind, up, UNSTAMPED))];
-    let spec = job_pod(ctx, kind, instance, "backup", script, env);
+    let file = lit("BACKUP_FILE", &file_name(kind, up, UNSTAMPED));
+    let rel = format!("{dir}/{}", file_name(kind, up, UNSTAMPED));
+    let location = store.map_or_else(|| rel.clone(), |s| backup_store::location(s, &rel));
+    let transfer = store.map(|s| Transfer {
+        store: s.clone(),
+        script: backup_store::upload_script(MOUNT, &dir, keep(ctx.cr)),
+        env: vec![file.clone()],
+    });
+    let spec = job_pod(ctx, kind, instance, "backup", script, vec![file], transfer);
     let mut labels = names::labels(&inst.name, &format!("backup-{key}"), "backup", &up.to);
     labels.insert(BACKUP_LABEL.into(), names::label_value(&key));
     let mut job = pod::job(
@@ -385,10 +442,7 @@ fn backup_job(
         (names::RETAIN_ANNOTATION.to_string(), "true".to_string()),
         (FROM_ANNOTATION.to_string(), up.from.clone()),
         (TO_ANNOTATION.to_string(), up.to.clone()),
-        (
-            LOCATION_ANNOTATION.to_string(),
-            format!("{dir}/{}", file_name(kind, up, UNSTAMPED)),
-        ),
+        (LOCATION_ANNOTATION.to_string(), location),
     ]));
     DesiredObject::new(Phase::Backups, &job)
 }
@@ -416,19 +470,44 @@ fn replace_strings(v: &mut Value, time: &str) {
     }
 }
 
-/// A Job loading the dump at `path` (a backup's location in the PVC) into the managed service
-/// `kind`/`instance`. Built by `wandb-operator restore` while the instance is paused.
+/// A Job loading the dump at `path` (a backup's location: in the PVC, or `s3://` in the managed
+/// object store) into the managed service `kind`/`instance`. Built by `wandb-operator restore`
+/// while the instance is paused.
 pub fn restore_job(
     ctx: &InfraContext,
     kind: ServiceKind,
     instance: &str,
     path: &str,
     job_name: &str,
-) -> DesiredObject {
+) -> Result<DesiredObject, String> {
     let inst = ctx.inst;
     let key = service_key(kind, instance);
-    let script = restore_script(kind, &host(inst, kind, instance), path);
-    let spec = job_pod(ctx, kind, instance, "restore", script, vec![]);
+    let (rel, transfer) = if path.starts_with("s3://") {
+        let store = backup_store::store(inst).ok_or_else(|| {
+            format!("backup {path} is in an object store this instance no longer runs")
+        })?;
+        let rel = backup_store::relative(&store, path)
+            .ok_or_else(|| {
+                format!(
+                    "backup {path} is not in this instance's object store ({})",
+                    backup_store::location(&store, "")
+                )
+            })?
+            .to_string();
+        let script = backup_store::download_script(MOUNT, &rel);
+        (
+            rel,
+            Some(Transfer {
+                store,
+                script,
+                env: vec![],
+            }),
+        )
+    } else {
+        (path.to_string(), None)
+    };
+    let script = restore_script(kind, &host(inst, kind, instance), &rel);
+    let spec = job_pod(ctx, kind, instance, "restore", script, vec![], transfer);
     let mut labels = names::labels(
         &inst.name,
         &format!("restore-{key}"),
@@ -442,5 +521,5 @@ pub fn restore_job(
         LOCATION_ANNOTATION.to_string(),
         path.to_string(),
     )]));
-    DesiredObject::new(Phase::Backups, &job)
+    Ok(DesiredObject::new(Phase::Backups, &job))
 }

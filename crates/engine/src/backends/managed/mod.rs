@@ -57,6 +57,7 @@ use crate::instance::{Instance, Mode};
 use crate::names;
 
 pub mod backup;
+pub mod backup_store;
 mod services;
 pub mod single_node;
 mod telemetry;
