@@ -11,7 +11,8 @@
 # once. Instances use the built-in manifest and external services (one Secret, endpoints that
 # refuse connections: the preflight reports them, which does not gate Ready), so no PV is needed.
 # Environment: WANDB_BENCH_OPERATOR (a binary to measure; default: this tree's release build),
-# WANDB_BENCH_SETTLE (seconds watched for settled writes, default 300), WANDB_BENCH_WORKERS
+# WANDB_BENCH_SETTLE (seconds watched for settled writes, default 300; for the sizes before the
+# largest WANDB_BENCH_SETTLE_SMALL when set), WANDB_BENCH_WORKERS
 # (the operator's --concurrency, default its own).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,20 +42,44 @@ lines() { wc -l < "$AUDIT"; }
 requests() {
   tail -n +"$(( $1 + 1 ))" "$AUDIT" | python3 -c '
 import json, sys, collections
-c = collections.Counter()
+c = collections.Counter(); by = collections.Counter()
+WRITES = ("create", "update", "patch", "delete", "deletecollection")
 for line in sys.stdin:
     try: e = json.loads(line)
     except ValueError: continue
     if e.get("stage") == "ResponseComplete" and e.get("userAgent", "").startswith("wandb-operator/"):
         c[e["verb"]] += 1
-w = sum(n for v, n in c.items() if v in ("create", "update", "patch", "delete", "deletecollection"))
-print(" ".join(f"{v}={n}" for v, n in sorted(c.items())) or "none", f"(writes {w})")'
+        if e["verb"] in WRITES:
+            r = e.get("objectRef", {})
+            by[e["verb"] + " " + r.get("resource", "?") + ("/" + r["subresource"] if r.get("subresource") else "")] += 1
+w = sum(n for v, n in c.items() if v in WRITES)
+detail = ", ".join(f"{k} {n}" for k, n in sorted(by.items()))
+print(" ".join(f"{v}={n}" for v, n in sorted(c.items())) or "none", f"(writes {w}" + (f": {detail})" if detail else ")"))'
 }
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$PID/stat"; }
 rss() { awk '/VmHWM/ {printf "%d MiB", $2 / 1024}' "/proc/$PID/status"; }
-wait_ready() { # namespace first last
-  for i in $(seq "$2" "$3"); do
-    kubectl wait -n "$1" --for=condition=Ready "weightsandbiases/wb$i" --timeout=1800s >/dev/null
+wait_ready() { # namespace first last: beyond 10 instances polls every half second (one kubectl
+  # per instance would add seconds of its own at 1000)
+  local want=$(( $3 - $2 + 1 )) deadline=$(( SECONDS + 3600 ))
+  if [ "$want" -le 10 ]; then # exact for the small sizes
+    for i in $(seq "$2" "$3"); do
+      kubectl wait -n "$1" --for=condition=Ready "weightsandbiases/wb$i" --timeout=1800s >/dev/null
+    done
+    return 0
+  fi
+  while :; do
+    ready=$(kubectl get -n "$1" weightsandbiases -o json | python3 -c '
+import json, sys
+first, last = int(sys.argv[1]), int(sys.argv[2])
+n = 0
+for i in json.load(sys.stdin)["items"]:
+    name = i["metadata"]["name"]
+    if not name.startswith("wb") or not first <= int(name[2:]) <= last: continue
+    if any(c["type"] == "Ready" and c["status"] == "True" for c in i.get("status", {}).get("conditions", [])): n += 1
+print(n)' "$2" "$3")
+    [ "$ready" -ge "$want" ] && return 0
+    [ "$SECONDS" -lt "$deadline" ] || { echo "only $ready of $want Ready after an hour" >&2; return 1; }
+    sleep 0.5
   done
 }
 instances() { # namespace first last
@@ -123,14 +148,15 @@ for n in $SIZES; do
   a0=$(lines); c0=$(cpu); t0=$(now)
   instances bench "$first" "$last" | kubectl apply -f - >/dev/null
   wait_ready bench "$first" "$last"
-  echo "$n instance(s): all Ready in $(since "$t0") s; operator CPU $(python3 -c "print(f'{$(cpu) - $c0:.2f}')") s; peak RSS $(rss); requests: $(requests "$a0")"
+  echo "$n instance(s) [load average $(cut -d' ' -f1-3 /proc/loadavg)]: all Ready in $(since "$t0") s; operator CPU $(python3 -c "print(f'{$(cpu) - $c0:.2f}')") s; peak RSS $(rss); requests: $(requests "$a0")"
   sleep 10 # finished Jobs deleted, statuses recorded
-  a0=$(lines); sleep "$SETTLE"
-  echo "  settled ${SETTLE} s (every instance in the namespace): $(requests "$a0")"
+  settle=$SETTLE; [ "$n" -eq "$MAX" ] || settle=${WANDB_BENCH_SETTLE_SMALL:-$SETTLE}
+  a0=$(lines); sleep "$settle"
+  echo "  settled ${settle} s (every instance in the namespace): $(requests "$a0")"
   a0=$(lines); c0=$(cpu)
   kubectl -n bench annotate weightsandbiases --all "bench/resync=$RANDOM$RANDOM" --overwrite >/dev/null
-  sleep 20
   total=$(( last ))
+  sleep $(( total / 20 > 20 ? total / 20 : 20 ))
   echo "  a resync of all $total: CPU $(python3 -c "c=$(cpu) - $c0; print(f'{c:.2f} s, {1000 * c / $total:.1f} ms per instance')"); requests: $(requests "$a0"); $(rss)"
   first=$(( last + 1 ))
 done

@@ -311,9 +311,36 @@ pub struct ManagedObjectStore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == 0").message("managedObjectStore.copies above 0 is not supported by wandb-operator: the built-in object store is a single server keeping one copy; set 0 or remove it"))]
     pub copies: Option<i32>,
-    /// Container resources.
+    /// Container resources; the official operator's access key settings are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<ManagedConfig>,
+    pub config: Option<ObjectStoreConfig>,
+}
+
+/// Resources of the built-in object store, and the official operator's access key settings,
+/// which it does not take: its credentials are generated.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.accessKey)").message("managedObjectStore.config.accessKey is not supported by wandb-operator: the built-in object store's access key and secret are generated into its connection Secret; remove it"),
+    validation = Rule::new("!has(self.rootUser)").message("managedObjectStore.config.rootUser is not supported by wandb-operator: the built-in object store's credentials are generated into its connection Secret; remove it"),
+    validation = Rule::new("!has(self.minioBrowserSetting)").message("managedObjectStore.config.minioBrowserSetting is not supported by wandb-operator (the official operator ignores it too); remove it"),
+)]
+pub struct ObjectStoreConfig {
+    /// Requests and limits; default from the manifest sizing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// The official operator's access key name; refused (credentials are generated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub access_key: Option<String>,
+    /// The official operator's deprecated alias of `accessKey`; refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub root_user: Option<String>,
+    /// The official operator's deprecated, unused MinIO console switch; refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub minio_browser_setting: Option<String>,
 }
 
 /// Official SeaweedFS settings.
@@ -428,6 +455,12 @@ pub struct ManagedClickHouse {
     /// The official operator's ServiceAccount for ClickHouse (refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<InfraServiceAccount>,
+    /// The official operator's ClickHouse version (which it ignores): refused, as the image comes
+    /// from the server manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("false").message("managedClickhouse.version is not supported by wandb-operator: the ClickHouse image comes from the server manifest of spec.wandb.version (the official operator ignores this field too); remove it"))]
+    pub version: Option<String>,
 }
 
 /// Official ClickHouse S3 disk settings.

@@ -32,7 +32,8 @@ struct KindStore {
     store: Arc<CompactStore>,
 }
 
-/// An object as cached: the metadata pruning needs, and the whole object as JSON text.
+/// An object as cached: its metadata (managedFields stripped; what pruning and retiring read:
+/// names, labels, annotations, owners, creation and deletion), and the whole object as JSON.
 struct Entry {
     meta: ObjectMeta,
     json: Box<str>,
@@ -117,16 +118,8 @@ fn key(o: &DynamicObject) -> (String, String) {
 }
 
 fn entry(o: &DynamicObject) -> Entry {
-    let annotations = o.metadata.annotations.clone();
     Entry {
-        meta: ObjectMeta {
-            name: o.metadata.name.clone(),
-            namespace: o.metadata.namespace.clone(),
-            labels: o.metadata.labels.clone(),
-            annotations,
-            deletion_timestamp: o.metadata.deletion_timestamp.clone(),
-            ..Default::default()
-        },
+        meta: o.metadata.clone(),
         json: serde_json::to_string(o)
             .expect("objects serialize")
             .into_boxed_str(),
@@ -238,8 +231,8 @@ impl OwnedCache {
         Some(stores.iter().find_map(|s| s.store.get(namespace, name)))
     }
 
-    /// Names, labels, annotations and deletion state of the operator's objects of `kind` in
-    /// `namespace` that belong to `instance`; `None` when the kind is not cached (yet).
+    /// Metadata of the operator's objects of `kind` in `namespace` that belong to `instance`;
+    /// `None` when the kind is not cached (yet).
     pub fn owned_by(
         &self,
         api_version: &str,
