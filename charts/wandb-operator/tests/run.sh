@@ -227,6 +227,10 @@ install() {
     say "the CRD exists already (applied by the Rust tests, or kept by an earlier release): adopting it into release $rel"
     k label crd "$CRD" app.kubernetes.io/managed-by=Helm --overwrite >/dev/null
     k annotate crd "$CRD" meta.helm.sh/release-name="$rel" meta.helm.sh/release-namespace="$ns" --overwrite >/dev/null
+    # A test operator may have pointed the conversion webhook at its own URL; Helm's patch adds
+    # the chart's Service beside it (there is no earlier release to diff against), which the API
+    # server refuses (exactly one of url or service). Start the adopted CRD without a webhook.
+    k patch crd "$CRD" --type=merge -p '{"spec":{"conversion":{"strategy":"None","webhook":null}}}' >/dev/null
   fi
   # The release namespaces enforce the restricted Pod Security Standard: the operator Pods must
   # be admitted under it (rollout status below).
