@@ -122,7 +122,11 @@ done
 echo "floor: a Deployment Available: $(median "${d[@]}"); a Job Complete: $(median "${j[@]}")"
 
 "$OP" crd | kubectl apply --server-side --force-conflicts -f - >/dev/null
-kubectl wait --for=condition=Established crd/weightsandbiases.apps.wandb.com >/dev/null
+# A CRD read before its status is written fails `kubectl wait` outright (nil conditions): retry.
+for _ in $(seq 50); do
+  kubectl wait --for=condition=Established crd/weightsandbiases.apps.wandb.com >/dev/null 2>&1 && break
+  sleep 0.2
+done
 namespace bench
 ARGS=(run --namespaces bench --metrics-bind-address 0 --health-probe-bind-address 0)
 [ -z "${WANDB_BENCH_WORKERS:-}" ] || ARGS+=(--concurrency "$WANDB_BENCH_WORKERS")
