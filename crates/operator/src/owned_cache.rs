@@ -10,7 +10,7 @@
 //! `serde_json::Value` costs about ten times its text in allocations, and at 1000 instances the
 //! trees were most of the operator's memory. A reconcile parses the few objects it looks at.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
@@ -43,8 +43,61 @@ struct Entry {
 #[derive(Default)]
 struct Objects {
     live: HashMap<(String, String), Entry>,
+    /// Names in `live` by (namespace, instance label): a pass looks up its own objects without
+    /// scanning every instance's (at 1000 instances the scan was most of a settled pass).
+    by_instance: HashMap<(String, String), BTreeSet<String>>,
     /// The listing in progress (between `Init` and `InitDone`).
     relisting: Option<HashMap<(String, String), Entry>>,
+}
+
+impl Objects {
+    fn insert(&mut self, key: (String, String), entry: Entry) {
+        if let Some(old) = self.live.remove(&key) {
+            self.unindex(&key, &old);
+        }
+        if let Some(instance) = instance_of(&entry.meta) {
+            self.by_instance
+                .entry((key.0.clone(), instance.to_string()))
+                .or_default()
+                .insert(key.1.clone());
+        }
+        self.live.insert(key, entry);
+    }
+
+    fn remove(&mut self, key: &(String, String)) {
+        if let Some(old) = self.live.remove(key) {
+            self.unindex(key, &old);
+        }
+    }
+
+    fn unindex(&mut self, key: &(String, String), entry: &Entry) {
+        let Some(instance) = instance_of(&entry.meta) else {
+            return;
+        };
+        let at = (key.0.clone(), instance.to_string());
+        if let Some(names) = self.by_instance.get_mut(&at) {
+            names.remove(&key.1);
+            if names.is_empty() {
+                self.by_instance.remove(&at);
+            }
+        }
+    }
+
+    /// Replaces everything with a completed listing.
+    fn replace(&mut self, listed: HashMap<(String, String), Entry>) {
+        self.live.clear();
+        self.by_instance.clear();
+        for (key, entry) in listed {
+            self.insert(key, entry);
+        }
+    }
+}
+
+fn instance_of(meta: &ObjectMeta) -> Option<&str> {
+    meta.labels
+        .as_ref()?
+        .get(names::INSTANCE_LABEL)
+        .map(String::as_str)
 }
 
 /// A store of one watch: ready once its first listing is complete.
@@ -73,12 +126,8 @@ impl CompactStore {
     fn apply(&self, event: &Event<DynamicObject>) {
         let mut objects = self.objects.write().expect("not poisoned");
         match event {
-            Event::Apply(o) => {
-                objects.live.insert(key(o), entry(o));
-            }
-            Event::Delete(o) => {
-                objects.live.remove(&key(o));
-            }
+            Event::Apply(o) => objects.insert(key(o), entry(o)),
+            Event::Delete(o) => objects.remove(&key(o)),
             Event::Init => objects.relisting = Some(HashMap::new()),
             Event::InitApply(o) => {
                 objects
@@ -87,7 +136,8 @@ impl CompactStore {
                     .insert(key(o), entry(o));
             }
             Event::InitDone => {
-                objects.live = objects.relisting.take().unwrap_or_default();
+                let listed = objects.relisting.take().unwrap_or_default();
+                objects.replace(listed);
                 drop(objects);
                 self.ready.send_replace(true);
             }
@@ -102,12 +152,18 @@ impl CompactStore {
         Some(serde_json::from_str(&entry.json).expect("cached objects are JSON"))
     }
 
-    fn metadata_where(&self, keep: impl Fn(&ObjectMeta) -> bool) -> Vec<ObjectMeta> {
+    /// Metadata of the objects in `namespace` labelled as `instance`'s.
+    fn owned_by(&self, namespace: &str, instance: &str) -> Vec<ObjectMeta> {
         let objects = self.objects.read().expect("not poisoned");
-        objects
-            .live
-            .values()
-            .filter(|e| keep(&e.meta))
+        let Some(names) = objects
+            .by_instance
+            .get(&(namespace.to_string(), instance.to_string()))
+        else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|n| objects.live.get(&(namespace.to_string(), n.clone())))
             .map(|e| e.meta.clone())
             .collect()
     }
@@ -248,13 +304,7 @@ impl OwnedCache {
         Some(
             stores
                 .iter()
-                .flat_map(|s| {
-                    s.store.metadata_where(|m| {
-                        m.namespace.as_deref() == Some(namespace)
-                            && m.labels.as_ref().and_then(|l| l.get(names::INSTANCE_LABEL))
-                                == Some(&label)
-                    })
-                })
+                .flat_map(|s| s.store.owned_by(namespace, &label))
                 .collect(),
         )
     }
@@ -296,6 +346,14 @@ mod tests {
         })
     }
 
+    fn owned_names(store: &CompactStore, instance: &str) -> Vec<String> {
+        store
+            .owned_by("ns", instance)
+            .into_iter()
+            .filter_map(|m| m.name)
+            .collect()
+    }
+
     #[test]
     fn a_store_is_ready_after_its_first_listing_and_a_relisting_replaces_it_whole() {
         let store = CompactStore::new();
@@ -323,16 +381,19 @@ mod tests {
         );
         store.apply(&Event::Delete(object("b", "w2", "one")));
         assert_eq!(image(&store, "b"), None, "a deletion is forgotten");
+        assert!(owned_names(&store, "w2").is_empty(), "and leaves the index");
+        assert_eq!(owned_names(&store, "w1"), ["a"]);
+        // Relabelled to another instance: found under the new one only.
+        store.apply(&Event::Apply(object("a", "w3", "two")));
+        assert!(owned_names(&store, "w1").is_empty());
+        assert_eq!(owned_names(&store, "w3"), ["a"]);
 
         // A relisting that no longer has `a` (deleted while the watch was down) drops it.
         store.apply(&Event::Init);
         store.apply(&Event::InitApply(object("c", "w1", "three")));
         store.apply(&Event::InitDone);
         assert_eq!(image(&store, "a"), None);
-        let owned = store.metadata_where(|m| {
-            m.labels.as_ref().and_then(|l| l.get(names::INSTANCE_LABEL)) == Some(&"w1".to_string())
-        });
-        assert_eq!(owned.len(), 1);
-        assert_eq!(owned[0].name.as_deref(), Some("c"));
+        assert_eq!(owned_names(&store, "w1"), ["c"]);
+        assert!(owned_names(&store, "w2").is_empty());
     }
 }
