@@ -284,21 +284,27 @@ pub fn worth_observing(prev: &WeightsAndBiasesStatus) -> bool {
         || status(ConditionType::TakeoverComplete) == Some("False")
 }
 
-/// First step of a pass: observes a predecessor (see [`worth_observing`]); refuses managed
+/// First step of a pass: observes a predecessor (see [`worth_observing`]; and only until a
+/// look found none: the passes before first Ready then list nothing); refuses managed
 /// services beside the official v2 operator's data; drops the predecessor's finalizer from the
 /// resource.
 pub async fn start(
-    client: &kube::Client,
+    ctx: &crate::controller::Context,
     cr: &WeightsAndBiases,
     prev: &WeightsAndBiasesStatus,
     built: &wandb_engine::Built,
 ) -> Result<Observed, Failure> {
-    if !worth_observing(prev) {
+    let uid = cr.uid().unwrap_or_default();
+    if !worth_observing(prev) || ctx.without_predecessor(&uid) {
         return Ok(Observed::default());
     }
+    let client = &ctx.client;
     let observed = observe(client, cr)
         .await
         .map_err(failed("looking for a predecessor's installation"))?;
+    if observed.release_secrets.is_empty() && observed.workloads.iter().all(|w| w.is_ours()) {
+        ctx.found_no_predecessor(&uid);
+    }
     let managed: Vec<(String, String)> = built
         .infra
         .iter()

@@ -44,6 +44,9 @@ pub struct Context {
     /// TLS mode and a hash of the certificates; problem).
     preflight: Mutex<HashMap<String, PreflightResult>>,
     writes: Mutex<HashMap<String, Vec<usize>>>,
+    /// Instances (uids) whose namespace held no predecessor when first looked at: an
+    /// installation to take over exists before its resource, so it is not looked for again.
+    no_predecessor: Mutex<std::collections::HashSet<String>>,
     total_writes: AtomicU64,
 }
 
@@ -90,6 +93,7 @@ impl Context {
             failures: Mutex::default(),
             preflight: Mutex::default(),
             writes: Mutex::default(),
+            no_predecessor: Mutex::default(),
             total_writes: AtomicU64::new(0),
         }
     }
@@ -144,6 +148,10 @@ impl Context {
         }
         if let Some(uid) = cr.uid() {
             self.reset_failures(&uid);
+            self.no_predecessor
+                .lock()
+                .expect("not poisoned")
+                .remove(&uid);
         }
         let prefix = format!("{ns}/{name}/");
         self.preflight
@@ -154,6 +162,22 @@ impl Context {
             .lock()
             .expect("not poisoned")
             .remove(&format!("{ns}/{name}"));
+    }
+
+    /// Whether the namespace was looked at for a predecessor of `uid` and held none.
+    pub fn without_predecessor(&self, uid: &str) -> bool {
+        self.no_predecessor
+            .lock()
+            .expect("not poisoned")
+            .contains(uid)
+    }
+
+    /// Records that the namespace holds no predecessor of `uid` (see [`Self::without_predecessor`]).
+    pub fn found_no_predecessor(&self, uid: &str) {
+        self.no_predecessor
+            .lock()
+            .expect("not poisoned")
+            .insert(uid.to_string());
     }
 
     /// Counts a failure of the object with `uid`; returns the consecutive count.

@@ -304,7 +304,7 @@ async fn pass(
         .set(cr, pod_inputs::watched(cr, Some(&built)));
 
     // A predecessor's installation (the official operator's) being taken over in place.
-    let predecessor = takeover::start(&ctx.client, cr, &prev, &built).await?;
+    let predecessor = takeover::start(ctx, cr, &prev, &built).await?;
 
     // 3. Secrets: generated once (or adopted from a predecessor), license copied, connection
     // Secrets checked.
