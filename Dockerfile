@@ -10,7 +10,8 @@
 
 # --- build: a static musl binary ---
 FROM docker.io/library/rust:1.95-bookworm AS build
-# musl-tools: the C toolchain for the musl target (aws-lc-sys, rustls' crypto, is C code).
+# musl-tools: the C toolchain for the musl target (aws-lc-sys, rustls' crypto, and the mimalloc
+# allocator are C code).
 # cmake and clang: aws-lc-sys's build falls back to them on some targets.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools cmake clang \

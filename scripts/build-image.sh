@@ -24,7 +24,7 @@
 # workspace-wide resolve lists crates that are not in the binary, e.g. ring and quinn.)
 #
 # Tools (installed when missing and running as root, as in CI): rustup's
-# x86_64-unknown-linux-musl target, Debian's musl-tools (aws-lc-sys is C), umoci (OCI layout),
+# x86_64-unknown-linux-musl target, Debian's musl-tools (aws-lc-sys and mimalloc are C), umoci (OCI layout),
 # ca-certificates.
 # The musl release build uses its own target dir, $WANDB_OP_CACHE/target-musl (override with
 # WANDB_IMAGE_TARGET_DIR), so it does not evict the debug build of the tests.

@@ -2,6 +2,9 @@
 //! linked) as `kubectl-wandb` it is a kubectl plugin: `kubectl wandb status X` runs
 //! `kubectl-wandb status X`, and help and errors then say `kubectl wandb`.
 
+// The one exception to the workspace's `unsafe_code = "deny"`: mimalloc's option setter.
+#[allow(unsafe_code)]
+mod allocator;
 mod check_cmd;
 mod convert_cmd;
 mod render_cmd;
@@ -65,6 +68,7 @@ fn display_name() -> Option<&'static str> {
 }
 
 fn main() -> ExitCode {
+    allocator::tune();
     let mut command = Cli::command();
     if let Some(name) = display_name() {
         command = command.name(name).bin_name(name);
