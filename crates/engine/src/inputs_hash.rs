@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use serde::Deserialize as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -118,7 +119,7 @@ fn pod_template(o: &DesiredObject) -> Option<PodTemplateSpec> {
         return None;
     }
     let template = o.object.pointer("/spec/template")?;
-    serde_json::from_value(template.clone()).ok()
+    PodTemplateSpec::deserialize(template).ok()
 }
 
 /// The names of the Secrets the stamped pod templates of `objects` read, sorted.

@@ -145,11 +145,17 @@ impl CompactStore {
     }
 
     fn get(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.get_as(namespace, name)
+    }
+
+    /// The cached object parsed straight from its JSON text into `K`; `None` as well when it
+    /// does not parse as a `K`.
+    fn get_as<K: serde::de::DeserializeOwned>(&self, namespace: &str, name: &str) -> Option<K> {
         let objects = self.objects.read().expect("not poisoned");
         let entry = objects
             .live
             .get(&(namespace.to_string(), name.to_string()))?;
-        Some(serde_json::from_str(&entry.json).expect("cached objects are JSON"))
+        serde_json::from_str(&entry.json).ok()
     }
 
     /// Metadata of the objects in `namespace` labelled as `instance`'s.
@@ -197,6 +203,9 @@ pub type OwnedStream = (
     ApiResource,
 );
 
+/// Objects per page of a watch's listing (see [`OwnedCacheBuilder::watch`]).
+const LIST_PAGE: u32 = 100;
+
 /// Collects the stores while the controller's watches are set up.
 #[derive(Default)]
 pub struct OwnedCacheBuilder {
@@ -230,7 +239,12 @@ impl OwnedCacheBuilder {
             api_version: resource.api_version.clone(),
             kind: resource.kind.clone(),
         };
-        let stream = watcher(api, watcher::Config::default().labels(&managed))
+        // Pages of 100, not kube's 500: a page is held whole, as `serde_json::Value` trees,
+        // until its objects are cached as text; at 1000 instances every kind lists at once.
+        let config = watcher::Config::default()
+            .labels(&managed)
+            .page_size(LIST_PAGE);
+        let stream = watcher(api, config)
             .default_backoff()
             .modify(move |o| {
                 // Nothing decides on who manages which field: keep the cache small.
@@ -285,6 +299,21 @@ impl OwnedCache {
         }
         let stores = self.stores_of(api_version, kind)?;
         Some(stores.iter().find_map(|s| s.store.get(namespace, name)))
+    }
+
+    /// [`Self::get`] as a typed object, parsed once from the cached text.
+    pub fn get_as<K: serde::de::DeserializeOwned>(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Option<K>> {
+        if self.is_not_served(api_version, kind) {
+            return Some(None);
+        }
+        let stores = self.stores_of(api_version, kind)?;
+        Some(stores.iter().find_map(|s| s.store.get_as(namespace, name)))
     }
 
     /// Metadata of the operator's objects of `kind` in `namespace` that belong to `instance`;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerBehavior,
+    HorizontalPodAutoscalerSpec, MetricSpec,
 };
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, KeyToPath, PodTemplateSpec,
@@ -14,6 +15,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Deserialize as _;
 use wandb_manifest::{Application, HorizontalAutoscaling};
 
 use super::{BuildContext, pod, security};
@@ -153,11 +155,11 @@ pub fn build(
                 metrics: h
                     .metrics
                     .as_ref()
-                    .and_then(|m| serde_json::from_value::<Vec<MetricSpec>>(m.clone()).ok()),
+                    .and_then(|m| Vec::<MetricSpec>::deserialize(m).ok()),
                 behavior: h
                     .behavior
                     .as_ref()
-                    .and_then(|b| serde_json::from_value(b.clone()).ok()),
+                    .and_then(|b| HorizontalPodAutoscalerBehavior::deserialize(b).ok()),
             }),
             ..Default::default()
         };

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::PodSpec;
+use serde::Deserialize as _;
 
 use crate::DesiredObject;
 
@@ -53,7 +54,7 @@ pub fn of_objects(objects: &[DesiredObject]) -> Vec<Need> {
         let Some(spec) = o
             .object
             .pointer("/spec/template/spec")
-            .and_then(|s| serde_json::from_value::<PodSpec>(s.clone()).ok())
+            .and_then(|s| PodSpec::deserialize(s).ok())
         else {
             continue;
         };
