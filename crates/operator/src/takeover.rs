@@ -32,6 +32,13 @@ impl Observed {
     pub fn present(&self) -> bool {
         !self.predecessors.is_empty()
     }
+
+    /// Nothing but our own workloads: no predecessor, and no same-named workload of anyone's
+    /// to collide with. (A predecessor's installation exists before the resource that takes
+    /// it over, so the namespace need not be looked at again.)
+    pub fn holds_nothing_foreign(&self) -> bool {
+        self.release_secrets.is_empty() && self.workloads.iter().all(WorkloadMeta::is_ours)
+    }
 }
 
 fn meta_of(kind: &str, m: ObjectMeta) -> WorkloadMeta {
@@ -302,7 +309,7 @@ pub async fn start(
     let observed = observe(client, cr)
         .await
         .map_err(failed("looking for a predecessor's installation"))?;
-    if observed.release_secrets.is_empty() && observed.workloads.iter().all(|w| w.is_ours()) {
+    if observed.holds_nothing_foreign() {
         ctx.found_no_predecessor(&uid);
     }
     let managed: Vec<(String, String)> = built
@@ -419,6 +426,40 @@ mod tests {
             set_condition(&mut s.conditions, *t, *ok, "R", "", None, &now);
         }
         s
+    }
+
+    #[test]
+    fn only_our_own_workloads_means_nothing_to_take_over() {
+        let ours = meta_of(
+            "Deployment",
+            ObjectMeta {
+                name: Some("w-api".into()),
+                labels: Some(
+                    [(
+                        names::MANAGED_BY_LABEL.to_string(),
+                        names::MANAGED_BY.to_string(),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+        );
+        let theirs = meta_of(
+            "Deployment",
+            ObjectMeta {
+                name: Some("w-app".into()),
+                ..Default::default()
+            },
+        );
+        let observed = |workloads: Vec<WorkloadMeta>, release_secrets: Vec<String>| Observed {
+            release_secrets,
+            workloads,
+            predecessors: vec![],
+        };
+        assert!(observed(vec![], vec![]).holds_nothing_foreign());
+        assert!(observed(vec![ours.clone()], vec![]).holds_nothing_foreign());
+        assert!(!observed(vec![ours, theirs], vec![]).holds_nothing_foreign());
+        assert!(!observed(vec![], vec!["sh.helm.release.v1.w.v1".into()]).holds_nothing_foreign());
     }
 
     #[test]
