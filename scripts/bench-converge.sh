@@ -2,7 +2,7 @@
 # How fast the operator converges, measured on an audited local control plane (benchmark, not a
 # test: it sleeps). For each size it prints wall time from apply to Ready, the operator's CPU
 # seconds and peak RSS, the requests it sent by verb (from the API server's audit log, matched by
-# its User-Agent `wandb-operator/`), its writes while settled, and its CPU per resync.
+# its User-Agent `wandb-operator/`), its writes and CPU while settled, and its CPU per resync.
 #
 #   scripts/bench-converge.sh [SIZES...]    # default: 1 10 100 (1000 works; it takes a while)
 #
@@ -155,8 +155,8 @@ for n in $SIZES; do
   echo "$n instance(s) [load average $(cut -d' ' -f1-3 /proc/loadavg)]: all Ready in $(since "$t0") s; operator CPU $(python3 -c "print(f'{$(cpu) - $c0:.2f}')") s; peak RSS $(rss); requests: $(requests "$a0")"
   sleep 10 # finished Jobs deleted, statuses recorded
   settle=$SETTLE; [ "$n" -eq "$MAX" ] || settle=${WANDB_BENCH_SETTLE_SMALL:-$SETTLE}
-  a0=$(lines); sleep "$settle"
-  echo "  settled ${settle} s (every instance in the namespace): $(requests "$a0")"
+  a0=$(lines); c0=$(cpu); sleep "$settle"
+  echo "  settled ${settle} s (every instance in the namespace): CPU $(python3 -c "print(f'{$(cpu) - $c0:.2f}')") s; $(requests "$a0")"
   a0=$(lines); c0=$(cpu)
   kubectl -n bench annotate weightsandbiases --all "bench/resync=$RANDOM$RANDOM" --overwrite >/dev/null
   total=$(( last ))

@@ -69,6 +69,27 @@ impl SecretVersions {
         }
     }
 
+    /// The names of the Secrets in `namespace` starting with `prefix`, from the watch; `None`
+    /// until the watch has listed the namespace.
+    pub fn names_starting_with(&self, namespace: &str, prefix: &str) -> Option<Vec<String>> {
+        let stores = self.stores.lock().expect("not poisoned");
+        let (_, store) = stores
+            .iter()
+            .find(|(scope, _)| scope.as_deref().is_none_or(|s| s == namespace))?;
+        if !matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))) {
+            return None;
+        }
+        let mut names: Vec<String> = store
+            .state()
+            .iter()
+            .filter(|m| m.metadata.namespace.as_deref() == Some(namespace))
+            .filter_map(|m| m.metadata.name.clone())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        Some(names)
+    }
+
     /// The values read at `version`, if that is the version last read.
     pub fn values_at(&self, namespace: &str, name: &str, version: &str) -> Option<SecretValues> {
         let values = self.values.lock().expect("not poisoned");
@@ -126,5 +147,42 @@ mod tests {
         );
         v.remember("a", "db", None);
         assert_eq!(v.values_at("a", "db", "5"), None);
+    }
+
+    #[test]
+    fn names_by_prefix_come_from_the_watch_once_it_listed() {
+        let mut writer = Writer::<PartialObjectMeta<Secret>>::default();
+        let v = SecretVersions::default();
+        v.set_stores(vec![(Some("a".into()), writer.as_reader())]);
+        assert_eq!(
+            v.names_starting_with("a", "sh.helm."),
+            None,
+            "not listed yet"
+        );
+        writer.apply_watcher_event(&Event::Init);
+        for name in [
+            "sh.helm.release.v1.w.v2",
+            "sh.helm.release.v1.w.v1",
+            "w-license",
+        ] {
+            writer.apply_watcher_event(&Event::InitApply(meta(name, "1")));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        assert_eq!(
+            v.names_starting_with("a", "sh.helm.release.v1.w.v"),
+            Some(vec![
+                "sh.helm.release.v1.w.v1".to_string(),
+                "sh.helm.release.v1.w.v2".to_string()
+            ])
+        );
+        assert_eq!(
+            v.names_starting_with("a", "sh.helm.release.v1.x.v"),
+            Some(vec![])
+        );
+        assert_eq!(
+            v.names_starting_with("b", "sh.helm."),
+            None,
+            "a namespace not watched"
+        );
     }
 }

@@ -57,10 +57,12 @@ fn meta_of(kind: &str, m: ObjectMeta) -> WorkloadMeta {
 }
 
 /// Lists (metadata only) the workloads labelled as this release's (`instance=<cr>`, the chart)
-/// or the namespace's (`instance=<ns>`, the official v2 operator's Applications), and the Helm
-/// release Secrets of release `<cr>`.
+/// or the namespace's (`instance=<ns>`, the official v2 operator's Applications), none of which
+/// the operator watches (its watches select its own label); the Helm release Secrets of release
+/// `<cr>` come from the Secret watch (listed only while it has not listed the namespace yet).
 pub async fn observe(
     client: &kube::Client,
+    versions: &crate::secret_versions::SecretVersions,
     cr: &WeightsAndBiases,
 ) -> Result<Observed, kube::Error> {
     let ns = cr.namespace().unwrap_or_default();
@@ -81,14 +83,20 @@ pub async fn observe(
     for s in statefulsets.list_metadata(&by_instance).await?.items {
         workloads.push(meta_of("StatefulSet", s.metadata));
     }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let release_secrets: Vec<String> = secrets
-        .list_metadata(&ListParams::default().labels(&format!("owner=helm,name={name}")))
-        .await?
-        .items
-        .into_iter()
-        .map(|s| s.name_any())
-        .collect();
+    let release_prefix = format!("{}{name}.v", takeover::HELM_RELEASE_SECRET_PREFIX);
+    let release_secrets: Vec<String> = match versions.names_starting_with(&ns, &release_prefix) {
+        Some(names) => names,
+        None => {
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+            secrets
+                .list_metadata(&ListParams::default().labels(&format!("owner=helm,name={name}")))
+                .await?
+                .items
+                .into_iter()
+                .map(|s| s.name_any())
+                .collect()
+        }
+    };
     let predecessors = takeover::detect(&name, &ns, &release_secrets, &workloads);
     Ok(Observed {
         release_secrets,
@@ -306,7 +314,7 @@ pub async fn start(
         return Ok(Observed::default());
     }
     let client = &ctx.client;
-    let observed = observe(client, cr)
+    let observed = observe(client, &ctx.secret_versions, cr)
         .await
         .map_err(failed("looking for a predecessor's installation"))?;
     if observed.holds_nothing_foreign() {
