@@ -144,10 +144,6 @@ impl CompactStore {
         }
     }
 
-    fn get(&self, namespace: &str, name: &str) -> Option<Value> {
-        self.get_as(namespace, name)
-    }
-
     /// The cached object parsed straight from its JSON text into `K`; `None` as well when it
     /// does not parse as a `K`.
     fn get_as<K: serde::de::DeserializeOwned>(&self, namespace: &str, name: &str) -> Option<K> {
@@ -294,11 +290,7 @@ impl OwnedCache {
         namespace: &str,
         name: &str,
     ) -> Option<Option<Value>> {
-        if self.is_not_served(api_version, kind) {
-            return Some(None);
-        }
-        let stores = self.stores_of(api_version, kind)?;
-        Some(stores.iter().find_map(|s| s.store.get(namespace, name)))
+        self.get_as(api_version, kind, namespace, name)
     }
 
     /// [`Self::get`] as a typed object, parsed once from the cached text.
@@ -367,7 +359,7 @@ mod tests {
     }
 
     fn image(store: &CompactStore, name: &str) -> Option<String> {
-        store.get("ns", name).map(|v| {
+        store.get_as::<Value>("ns", name).map(|v| {
             v.pointer("/spec/template/spec/containers/0/image")
                 .and_then(Value::as_str)
                 .unwrap()
