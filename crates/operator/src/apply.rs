@@ -142,14 +142,15 @@ impl Applier {
         kind: &str,
         name: &str,
     ) -> Result<Option<K>, kube::Error> {
+        // What this pass wrote wins over the cache (as in `live`); otherwise parse the cached
+        // text straight into `K`.
         let key = (kind.to_string(), name.to_string());
         let written = self
             .written
             .lock()
             .expect("not poisoned")
-            .get(&key)
-            .cloned();
-        if written.is_none()
+            .contains_key(&key);
+        if !written
             && let Some(cached) = self.cache.get_as(api_version, kind, &self.namespace, name)
         {
             return Ok(cached);

@@ -494,3 +494,36 @@ async fn a_v1_resource_and_its_chart_install_are_taken_over_through_the_conversi
 
     running.finish(ns).await;
 }
+
+/// A namespace holding no predecessor is looked at once: the passes before the instance's first
+/// Ready do not list workloads or Helm release Secrets again.
+#[tokio::test]
+#[ignore = "needs the local control plane (scripts/cluster.sh up)"]
+async fn a_namespace_without_a_predecessor_is_looked_at_once() {
+    let ns = wandb_testkit::namespace("no-predecessor").await;
+    let running = common::start(&ns).await;
+    let wb: Api<WeightsAndBiases> = ns.api();
+    let name = "np";
+    // Managed services and no volume provisioner: never Ready, so every pass would look.
+    ns.apply_yaml(&common::cr_yaml(name, "builtin://", "0.84.0"))
+        .await;
+    wait_for("a first reconcile", TIMEOUT, || async {
+        Ok((!running.ctx.write_history(ns.name(), name).is_empty()).then_some(()))
+    })
+    .await;
+
+    let requests = running.ctx.metrics.requests.snapshot();
+    common::poke_and_count_writes(&running, &ns, name).await;
+    let since = running.ctx.metrics.requests.since(&requests);
+    let ready = condition(&wb, name, "Ready").await.map(|(s, _)| s);
+    assert_ne!(ready.as_deref(), Some("True"), "the pass had to look");
+    for resource in ["deployments", "statefulsets", "secrets"] {
+        assert_eq!(
+            since.get(&("list", resource.to_string())),
+            None,
+            "a later pass listed {resource}: {since:?}"
+        );
+    }
+
+    running.finish(ns).await;
+}
